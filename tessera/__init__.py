@@ -1,0 +1,3 @@
+from tessera.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,95 @@
+"""Reads for datasets and images, with the object-level access rules every entry point uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.db.models import Count, Q, QuerySet
+
+from accounts.access import access_has_role
+from accounts.roles import Role
+from annotate.models import Annotation, Dataset, Image
+from tessera.errors import NotPermitted
+
+# Roles that may look at images that are not in play (quarantined, retired, unusable).
+_CURATOR_ROLES = (Role.CLINICIAN, Role.COORDINATOR, Role.ADMIN)
+_DATASET_VIEWER_ROLES = (Role.CLINICIAN, Role.RESEARCHER, Role.COORDINATOR, Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    dataset: Dataset
+    n_active: int
+    n_gold: int
+    n_labelled_by_me: int
+
+
+def dataset_cards_for_player(*, user) -> list[DatasetCard]:  # type: ignore[no-untyped-def]
+    """Active datasets with images in play, with how many of them this player has labelled."""
+    datasets = (
+        Dataset.objects.filter(is_active=True)
+        .annotate(
+            n_active=Count("images", filter=Q(images__status=Image.Status.ACTIVE), distinct=True),
+            n_gold=Count(
+                "images",
+                filter=Q(images__status=Image.Status.ACTIVE, images__gold_class__isnull=False),
+                distinct=True,
+            ),
+        )
+        .filter(n_active__gt=0)
+        .prefetch_related("classes")
+    )
+    mine = dict(
+        Annotation.objects.filter(player=user)
+        .values_list("image__dataset_id")
+        .annotate(n=Count("image_id", distinct=True))
+    )
+    return [DatasetCard(d, d.n_active, d.n_gold, mine.get(d.pk, 0)) for d in datasets]
+
+
+def dataset_list_for_viewer(*, user) -> QuerySet[Dataset]:  # type: ignore[no-untyped-def]
+    if not access_has_role(user, *_DATASET_VIEWER_ROLES):
+        raise NotPermitted("Only clinicians, researchers, coordinators and admins see datasets.")
+    return Dataset.objects.annotate(
+        n_images=Count("images", distinct=True),
+        n_active=Count("images", filter=Q(images__status=Image.Status.ACTIVE), distinct=True),
+        n_gold=Count("images", filter=Q(images__gold_class__isnull=False), distinct=True),
+    ).prefetch_related("classes")
+
+
+def dataset_get_for_viewer(*, user, slug: str) -> Dataset:  # type: ignore[no-untyped-def]
+    dataset = dataset_list_for_viewer(user=user).filter(slug=slug).first()
+    if dataset is None:
+        raise NotPermitted("No such dataset.")
+    return dataset
+
+
+def dataset_class_balance(*, dataset: Dataset) -> list[tuple[str, int]]:
+    """(class name, number of gold images) per class, in class order."""
+    counts = dict(
+        Image.objects.filter(dataset=dataset, gold_class__isnull=False)
+        .values_list("gold_class_id")
+        .annotate(n=Count("id"))
+    )
+    return [(c.name, counts.get(c.pk, 0)) for c in dataset.classes.all()]
+
+
+def image_get_for_viewing(*, user, public_id: UUID) -> Image:  # type: ignore[no-untyped-def]
+    """The image if `user` may see its pixels, else `NotPermitted` (never says whether it exists).
+
+    Players see images in play; curators see any image that still has pixels; a donor sees
+    their own images. Withdrawn images have no pixels left and are never served.
+    """
+    image = Image.objects.select_related("donor").filter(public_id=public_id).first()
+    if image is None or image.status == Image.Status.WITHDRAWN:
+        raise NotPermitted("No such image.")
+    if image.status == Image.Status.ACTIVE and access_has_role(
+        user, Role.VOLUNTEER, *_DATASET_VIEWER_ROLES
+    ):
+        return image
+    if access_has_role(user, *_CURATOR_ROLES):
+        return image
+    if image.donor.user_id is not None and image.donor.user_id == user.pk:
+        return image
+    raise NotPermitted("No such image.")

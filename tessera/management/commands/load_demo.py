@@ -1,0 +1,36 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from tessera import demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Load demo datasets from the shared public data and (in DEBUG) demo accounts. Idempotent."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--limit",
+            type=int,
+            default=settings.DEMO_IMAGES_PER_DATASET,
+            help="Images per dataset (class-stratified sample).",
+        )
+        parser.add_argument(
+            "--accounts",
+            action="store_true",
+            help="Create demo accounts even with DEBUG off (never do this on a public server).",
+        )
+
+    def handle(self, *args, limit: int, accounts: bool, **options):
+        try:
+            data_dir = demo.data_root()
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from exc
+        for source in demo.iter_sources():
+            added = demo.load_source(source, data_dir=data_dir, limit=limit)
+            self.stdout.write(f"{source.name}: {added} images added")
+        if settings.DEBUG or accounts:
+            for username, role in demo.ensure_demo_accounts():
+                self.stdout.write(f"account {username} ({role}) password: {demo.DEMO_PASSWORD}")
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))

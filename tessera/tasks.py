@@ -1,0 +1,18 @@
+"""Platform-level tasks."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from celery import shared_task
+from django.db import connection
+
+
+@shared_task
+def ping() -> dict[str, object]:
+    """Prove that a task really ran where it was sent: the executing process and its database."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"pid": os.getpid(), "host": socket.gethostname(), "db_vendor": connection.vendor}

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from tessera import views
+
+api_v1 = [
+    path("", include("accounts.api_urls")),
+    path("", include("annotate.api_urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("health/", views.HealthApi.as_view(), name="health"),
+    path("accounts/", include("accounts.urls")),
+    path("play/", include("games.urls")),
+    path("datasets/", include("annotate.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]

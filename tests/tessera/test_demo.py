@@ -1,0 +1,68 @@
+"""The demo loader reads the real shared data; it must fail loudly if the data is missing."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import User
+from annotate.models import Dataset, Image
+from consent.models import Consent
+
+
+def test_demo_data_is_present(settings):
+    assert (settings.DATA_DIR / "images" / "chest_xray_kermany_subset" / "labels.csv").is_file(), (
+        f"shared data missing under {settings.DATA_DIR}: the demo loader and these tests need it"
+    )
+
+
+def test_load_demo_is_idempotent_and_complete(db, settings):
+    settings.DEBUG = True
+
+    call_command("load_demo", "--limit", "14")
+    first = (Image.objects.count(), Consent.objects.count(), User.objects.count())
+    call_command("load_demo", "--limit", "14")
+    second = (Image.objects.count(), Consent.objects.count(), User.objects.count())
+
+    assert first == second
+    assert Image.objects.count() == 28
+    chest = Dataset.objects.get(slug="chest-xray-pneumonia")
+    assert [c.code for c in chest.classes.all()] == ["NORMAL", "PNEUMONIA"]
+    assert set(chest.images.values_list("gold_class__code", flat=True)) >= {"NORMAL", "PNEUMONIA"}
+    assert all(i.width > 0 and i.file and i.thumbnail for i in Image.objects.all())
+    usernames = set(User.objects.values_list("username", flat=True))
+    assert {
+        "demo-donor",
+        "demo-volunteer",
+        "demo-clinician",
+        "demo-researcher",
+        "demo-coordinator",
+        "demo-admin",
+    } <= usernames
+
+
+def test_demo_images_carry_no_metadata(db, settings):
+    from PIL import Image as PILImage
+
+    call_command("load_demo", "--limit", "4")
+
+    for image in Image.objects.all():
+        with image.file.open("rb") as f, PILImage.open(f) as pil:
+            assert pil.format == "PNG"
+            assert not pil.info.get("exif")
+            assert pil.getexif() == {}
+
+
+def test_no_demo_accounts_without_debug(db, settings):
+    settings.DEBUG = False
+
+    call_command("load_demo", "--limit", "2")
+
+    assert not User.objects.filter(username__startswith="demo-").exists()
+
+
+def test_missing_data_is_a_clear_error(db, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+
+    with pytest.raises(CommandError, match="Demo data not found"):
+        call_command("load_demo", "--limit", "2")

@@ -1,0 +1,108 @@
+"""The embedded default and the production mode, as an operator starts them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRODUCTION_ENV = {
+    "DATABASE_URL": "postgres://tessera:secret@db.internal:5432/tessera",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "CELERY_BROKER_URL": "redis://cache.internal:6379/1",
+    "SECRET_KEY": "f3T!q9z@Lw2#pR8v$Xk5^mN1&bC7*hJ4(dG6)sY0-uE3+aQ9=oI2_lZ8~tW5",
+    "ALLOWED_HOSTS": "tessera.example.org",
+}
+
+
+def _clean_env() -> dict[str, str]:
+    """Only what a shell needs: none of the settings variables this test process may carry."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TESSERA_DATA_DIR")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own manage.py with fixed arguments
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**_clean_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_production_variables():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_in_memory_channel_layer_without_debug_warns():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "REDIS_URL"}
+
+    result = _manage("check", env=env)
+
+    assert "tessera.W001" in result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_secret_key():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+
+    result = _manage("check", env=env)
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_settings_select_the_real_backends():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], "
+        "s.CACHES['default']['BACKEND'], s.CELERY_TASK_ALWAYS_EAGER, s.DEBUG)"
+    )
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**_clean_env(), **PRODUCTION_ENV, "DJANGO_SETTINGS_MODULE": "tessera.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "channels_redis.core.RedisChannelLayer",
+        "django.core.cache.backends.redis.RedisCache",
+        "False",
+        "False",
+    ], result.stderr
+
+
+def test_embedded_default_needs_no_variables():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], "
+        "s.CACHES['default']['BACKEND'], s.CELERY_TASK_ALWAYS_EAGER, "
+        "'WAL' in s.DATABASES['default']['OPTIONS']['init_command'])"
+    )
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**_clean_env(), "DJANGO_SETTINGS_MODULE": "tessera.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "channels.layers.InMemoryChannelLayer",
+        "django.core.cache.backends.locmem.LocMemCache",
+        "True",
+        "True",
+    ], result.stderr
