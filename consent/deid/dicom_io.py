@@ -100,6 +100,8 @@ def read(data: bytes, limits: Limits) -> Dataset:
         )
     ds = _parse(data)
     sop_class = _check_sop_class(ds)
+    if "PixelData" not in ds:
+        raise Rejected("The DICOM file contains no image (Pixel Data).", "no_pixel_data")
     syntax = _transfer_syntax(ds)
     geometry = _check_geometry(ds, limits)
     if syntax.is_compressed:
@@ -147,8 +149,6 @@ def _parse(data: bytes) -> Dataset:
         raise Rejected(
             "The DICOM file could not be read; it may be truncated or corrupt.", "parse_error"
         ) from exc
-    if "PixelData" not in ds:
-        raise Rejected("The DICOM file contains no image (Pixel Data).", "no_pixel_data")
     return ds
 
 
