@@ -93,8 +93,8 @@ def test_dates_are_shifted_by_the_donor_offset_and_times_kept() -> None:
     assert ds.StudyDate == expected
     assert ds.SeriesDate == expected
     assert ds.ContentDate == expected
-    acquisition = dt.datetime.strptime(ds.AcquisitionDate, "%Y%m%d").date()
-    assert (acquisition - dt.datetime.strptime(ds.StudyDate, "%Y%m%d").date()).days == 1
+    acquisition = dt.date.fromisoformat(ds.AcquisitionDate)
+    assert (acquisition - dt.date.fromisoformat(ds.StudyDate)).days == 1
     assert ds.AcquisitionDateTime == expected + "101010.000000"
     assert ds.StudyTime == "101500"
 
