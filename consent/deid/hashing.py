@@ -30,7 +30,8 @@ def _grey(display: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     image = Image.fromarray(display)
     if image.mode != "L":
         image = image.convert("L")
-    return np.asarray(image.resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+    # BOX averaging has no ringing, so flat regions stay exactly flat and their dHash bits stable.
+    return np.asarray(image.resize(size, Image.Resampling.BOX), dtype=np.float64)
 
 
 def _to_hex(bits: np.ndarray) -> str:
