@@ -119,7 +119,8 @@ def make_derivative(display: np.ndarray, *, thumbnail_px: int) -> Derivative:
     webp: bytes | None = None
     if WEBP_AVAILABLE:
         buffer = io.BytesIO()
-        image.save(buffer, format="WEBP", lossless=True, method=4)
+        # Lossless at low effort: 5x faster than the default effort, a few % larger.
+        image.save(buffer, format="WEBP", lossless=True, method=0, quality=0)
         webp = buffer.getvalue()
     thumb = image.copy()
     thumb.thumbnail((thumbnail_px, thumbnail_px), Image.Resampling.LANCZOS)
