@@ -100,7 +100,7 @@ def gold_rate(
     if answers and metrics.too_fast / answers > max_too_fast_fraction:
         return max_rate
     r = reliability(metrics, target_accuracy=target_accuracy)
-    return max_rate - (max_rate - min_rate) * r
+    return min(max_rate, max(min_rate, max_rate - (max_rate - min_rate) * r))
 
 
 def unlocked_levels(
