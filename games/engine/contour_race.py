@@ -197,9 +197,7 @@ class RoomState:
             "config": vars(self.config).copy(),
             "phase": self.phase,
             "players": [_participant_to_dict(p) for p in self.players],
-            "ghosts": [
-                {**vars(g), "contour": [list(pt) for pt in g.contour]} for g in self.ghosts
-            ],
+            "ghosts": [{**vars(g), "contour": [list(pt) for pt in g.contour]} for g in self.ghosts],
             "round_no": self.round_no,
             "round": None if self.round is None else vars(self.round).copy(),
             "now": self.now,
@@ -460,9 +458,7 @@ def broadcast_events(events: Sequence[Event]) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------ logic
 def _set_player(state: RoomState, player_id: str, **changes: Any) -> RoomState:
-    players = tuple(
-        replace(p, **changes) if p.player_id == player_id else p for p in state.players
-    )
+    players = tuple(replace(p, **changes) if p.player_id == player_id else p for p in state.players)
     return replace(state, players=players)
 
 
@@ -928,11 +924,15 @@ def match_players(
 ) -> Matches:
     """Group waiting players into rooms of similar skill.
 
-    Players are sorted by skill; a group grows while the newcomer's skill is within the group's
-    tolerance of the group's lowest skill, the tolerance being the widest
-    :func:`skill_tolerance` among its members (one long-waiting player widens their group). A group of
-    ``n`` players is split into ``ceil(n / max_size)`` rooms of near-equal size (9 players make 5 + 4,
-    not 8 + 1). Groups smaller than ``min_size`` keep waiting (the service offers them ghosts).
+    Players are sorted by skill and rooms are filled greedily: a player joins the current room while it
+    has fewer than ``max_size`` players and the room's skill spread stays within the widest
+    :func:`skill_tolerance` among its members (one long-waiting player widens their own room). Then
+    neighbouring rooms are balanced by moving players down while the rooms' sizes differ by two or more
+    and the spread rule still holds (9 similar players make 5 + 4, not 8 + 1). Rooms smaller than
+    ``min_size`` keep waiting (the service offers them ghosts).
+
+    Guarantees (property-tested): every player is in at most one room; each room has ``min_size`` to
+    ``max_size`` players; each room's spread is within the widest tolerance of its own members.
 
     Returns
     -------
@@ -948,31 +948,26 @@ def match_players(
             now - w.waiting_since, base=base_spread, widen_per_s=widen_per_s, cap=max_spread
         )
 
+    def fits(room: list[WaitingPlayer]) -> bool:
+        return room[-1].skill - room[0].skill <= max(tol(w) for w in room)
+
     groups: list[list[WaitingPlayer]] = []
-    group_tol = 0.0
     for w in ordered:
-        if groups:
-            group = groups[-1]
-            t = max(group_tol, tol(w))
-            if w.skill - group[0].skill <= t:
-                group.append(w)
-                group_tol = t
-                continue
-        groups.append([w])
-        group_tol = tol(w)
+        if groups and len(groups[-1]) < max_size and fits([*groups[-1], w]):
+            groups[-1].append(w)
+        else:
+            groups.append([w])
+    for i in range(1, len(groups)):
+        prev, cur = groups[i - 1], groups[i]
+        while len(prev) - len(cur) >= 2 and fits([prev[-1], *cur]) and fits(prev[:-1]):
+            cur.insert(0, prev.pop())
 
     rooms: list[tuple[str, ...]] = []
     left: list[str] = []
     for group in groups:
-        n = len(group)
-        k = math.ceil(n / max_size)
-        sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
-        start = 0
-        for size in sizes:
-            chunk = tuple(w.player_id for w in group[start : start + size])
-            start += size
-            if size >= min_size:
-                rooms.append(chunk)
-            else:
-                left.extend(chunk)
+        ids = tuple(w.player_id for w in group)
+        if len(group) >= min_size:
+            rooms.append(ids)
+        else:
+            left.extend(ids)
     return Matches(rooms=tuple(rooms), waiting=tuple(left))
