@@ -149,7 +149,7 @@ class LevelConfig:
     cols: int = 7
     moves: int = 30
     lives: int = 3
-    goals: Goals = field(default_factory=Goals)
+    goals: Goals = field(default_factory=lambda: Goals(clear_gems=30))
     scoring: Scoring = field(default_factory=Scoring)
     min_response_ms: int = 400
     tutorial: bool = False
@@ -165,6 +165,10 @@ class LevelConfig:
             raise ValueError("the board must be at least 3x3")
         if self.reference_images and len(self.reference_images) != len(self.class_names):
             raise ValueError("reference_images needs one tuple per class")
+        if max(self.goals.clear_gems, self.goals.score, self.goals.judgements) <= 0:
+            raise ValueError("a level needs at least one goal")
+        if self.moves <= 0 or self.lives <= 0 or self.min_response_ms < 0:
+            raise ValueError("moves and lives must be positive, min_response_ms non-negative")
 
     @property
     def n_classes(self) -> int:

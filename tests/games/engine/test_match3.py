@@ -99,8 +99,16 @@ def test_class_styles_pair_each_colour_with_a_distinct_shape():
 
 @pytest.mark.parametrize("n", [1, 9])
 def test_level_needs_two_to_eight_classes(n):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="classes"):
         LevelConfig(level_id="x", class_names=tuple(str(i) for i in range(n)))
+
+
+def test_level_needs_a_goal_and_positive_limits():
+    with pytest.raises(ValueError, match="goal"):
+        LevelConfig(level_id="x", class_names=("a", "b"), goals=Goals())
+    with pytest.raises(ValueError, match="positive"):
+        LevelConfig(level_id="x", class_names=("a", "b"), moves=0)
+    assert LevelConfig(level_id="x", class_names=("a", "b")).goals == Goals(clear_gems=30)
 
 
 # ----------------------------------------------------------------------------------- judging, lines
