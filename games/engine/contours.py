@@ -140,40 +140,52 @@ class CleanContour:
         )
 
 
-def parse_points(raw: Any, *, max_points: int = ContourLimits.max_input_points) -> list[Point]:
+_NUMBER_TYPES = frozenset({int, float, np.float64, np.float32, np.int64, np.int32})
+
+
+def parse_points(raw: Any, *, max_points: int = ContourLimits.max_input_points) -> np.ndarray:
     """Parse untrusted JSON (a list of ``[x, y]`` pairs) into float points.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (N, 2)
+        ``(x, y)`` per row.
 
     Raises
     ------
     ContourRejected
-        ``malformed``, ``too_many_points`` or ``non_finite``.
+        ``malformed`` (not a list of number pairs; booleans and strings are not numbers),
+        ``too_many_points`` or ``non_finite``.
     """
+    if isinstance(raw, np.ndarray):
+        raw = raw.tolist()
     if not isinstance(raw, list | tuple):
         raise ContourRejected("malformed")
     if len(raw) > max_points:
         raise ContourRejected("too_many_points", f"{len(raw)} > {max_points}")
-    points: list[Point] = []
-    for item in raw:
-        if not isinstance(item, list | tuple) or len(item) != 2:
-            raise ContourRejected("malformed")
-        x, y = item
-        # bool is an int subclass; a stray true/false is malformed input, not a coordinate.
-        if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int | float):
-            raise ContourRejected("malformed")
-        if not isinstance(y, int | float):
-            raise ContourRejected("malformed")
-        if not (math.isfinite(x) and math.isfinite(y)):
-            raise ContourRejected("non_finite")
-        points.append((float(x), float(y)))
+    numbers = _NUMBER_TYPES
+    try:
+        # type() identity rather than isinstance: bool is an int subclass and must be refused
+        ok = all(
+            len(item) == 2 and type(item[0]) in numbers and type(item[1]) in numbers for item in raw
+        )
+    except (TypeError, KeyError):
+        ok = False
+    if not ok:
+        raise ContourRejected("malformed")
+    points = np.asarray(raw, dtype=np.float64).reshape(-1, 2)
+    if not np.isfinite(points).all():
+        raise ContourRejected("non_finite")
     return points
 
 
-def _dedupe(points: Sequence[Point], tol: float) -> list[Point]:
-    out: list[Point] = []
-    for p in points:
-        if not out or math.dist(out[-1], p) > tol:
-            out.append(p)
-    return out
+def _dedupe(points: np.ndarray, tol: float) -> np.ndarray:
+    """Drop each point within ``tol`` of its predecessor; shape (N, 2) -> (M, 2)."""
+    if len(points) < 2:
+        return points
+    keep = np.ones(len(points), dtype=bool)
+    keep[1:] = np.hypot(*np.diff(points, axis=0).T) > tol
+    return points[keep]
 
 
 def _largest_part(geom: shapely.Geometry, min_kept_fraction: float) -> Polygon:
@@ -229,7 +241,8 @@ def validate_contour(
     lim = limits or ContourLimits()
     if width <= 0 or height <= 0:
         raise ValueError("image size must be positive")
-    points = parse_points(list(raw_points), max_points=lim.max_input_points)
+    raw = raw_points if isinstance(raw_points, list | tuple | np.ndarray) else list(raw_points)
+    points = parse_points(raw, max_points=lim.max_input_points)
     repairs: list[str] = []
 
     tol = lim.duplicate_tolerance_px
@@ -237,7 +250,7 @@ def validate_contour(
     body = points[:-1] if explicit_repeat else points
     deduped = _dedupe(body, tol)
     while len(deduped) > 1 and math.dist(deduped[0], deduped[-1]) <= tol:
-        deduped.pop()
+        deduped = deduped[:-1]
     if len(deduped) != len(body):
         repairs.append("deduplicated")
     if len(deduped) < lim.min_vertices:
@@ -249,7 +262,7 @@ def validate_contour(
             raise ContourRejected("open_contour", f"ends {gap:.0f} px from its start")
         repairs.append("closed")
 
-    arr = np.asarray(deduped, dtype=float)
+    arr = deduped
     m = lim.bounds_margin_px
     if (arr[:, 0] < -m).any() or (arr[:, 0] > width + m).any():
         raise ContourRejected("out_of_bounds", f"x outside [0, {width}]")
