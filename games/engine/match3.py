@@ -574,7 +574,14 @@ def find_tile(board: Board, tile_id: int) -> Pos | None:
     return None
 
 
-def _gem(board: Board, r: int, c: int) -> int | None:
+def _gem(board: Board, r: int, c: int, swap: tuple[Pos, Pos] | None = None) -> int | None:
+    """Gem class at ``(r, c)`` (None off-board, for holes and unjudged tiles), as if the two cells
+    in ``swap`` were exchanged."""
+    if swap is not None:
+        if (r, c) == swap[0]:
+            r, c = swap[1]
+        elif (r, c) == swap[1]:
+            r, c = swap[0]
     if 0 <= r < len(board) and 0 <= c < len(board[0]):
         tile = board[r][c]
         return tile.gem if tile is not None else None
@@ -612,14 +619,15 @@ def find_lines(board: Board) -> list[tuple[int, tuple[Pos, ...]]]:
     return lines
 
 
-def _run_through(board: Board, pos: Pos, gem: int) -> bool:
-    """Would a gem of class ``gem`` at ``pos`` be part of a line of three (other cells as they are)?"""
+def _run_through(board: Board, pos: Pos, gem: int, swap: tuple[Pos, Pos] | None = None) -> bool:
+    """Would a gem of class ``gem`` at ``pos`` be part of a line of three (other cells as they are,
+    or as after ``swap``)?"""
     r, c = pos
     for dr, dc in ((0, 1), (1, 0)):
         count = 1
         for sign in (1, -1):
             k = 1
-            while _gem(board, r + sign * dr * k, c + sign * dc * k) == gem:
+            while _gem(board, r + sign * dr * k, c + sign * dc * k, swap) == gem:
                 count += 1
                 k += 1
         if count >= 3:
@@ -655,8 +663,10 @@ def valid_swaps(board: Board) -> list[tuple[int, int]]:
                 a, b = board[r][c], board[nr][nc]
                 if a is None or b is None or a.gem is None or b.gem is None or a.gem == b.gem:
                     continue
-                trial = _swapped(board, (r, c), (nr, nc))
-                if _run_through(trial, (r, c), b.gem) or _run_through(trial, (nr, nc), a.gem):
+                swap = ((r, c), (nr, nc))
+                if _run_through(board, (r, c), b.gem, swap) or _run_through(
+                    board, (nr, nc), a.gem, swap
+                ):
                     out.append((a.tile_id, b.tile_id))
     return out
 
