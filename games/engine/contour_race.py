@@ -149,6 +149,7 @@ class Participant:
     left: bool = False
     ready: bool = False
     progress: str = WAITING
+    started_ms: int | None = None
     elapsed_ms: int | None = None
     contour: tuple[Point, ...] | None = None
     dice: float | None = None
@@ -399,12 +400,17 @@ class ProgressChanged(Event):
 
 @dataclass(frozen=True)
 class ContourSubmitted(Event):
-    """Service-side: store the player's contour as an annotation (idempotent on room, round, player)."""
+    """Service-side: store the player's contour as an annotation (idempotent on room, round, player).
+
+    ``started_ms`` and ``elapsed_ms`` (from the start of drawing to the first stroke and to the
+    submission) are what a later :class:`GhostReplay` of this contour replays.
+    """
 
     kind: ClassVar[str] = "contour_submitted"
     player_id: str
     round_no: int
     image_id: str
+    started_ms: int
     elapsed_ms: int
     points: tuple[Point, ...]
     repairs: tuple[str, ...]
@@ -519,7 +525,12 @@ def _ghost_step(state: RoomState, ghost_id: str, progress: str) -> RoomState:
     if progress == SUBMITTED:
         g = next(g for g in state.ghosts if g.ghost_id == ghost_id)
         return _set_player(
-            state, ghost_id, progress=SUBMITTED, elapsed_ms=g.submit_offset_ms, contour=g.contour
+            state,
+            ghost_id,
+            progress=SUBMITTED,
+            started_ms=g.start_offset_ms,
+            elapsed_ms=g.submit_offset_ms,
+            contour=g.contour,
         )
     return _set_player(state, ghost_id, progress=progress)
 
@@ -702,7 +713,9 @@ def _report_progress(state: RoomState, move: ReportProgress) -> tuple[RoomState,
     p = _require(state, move.player_id)
     if state.phase != DRAWING or p.progress != WAITING:
         return state, []
-    state = _set_player(state, move.player_id, progress=DRAWING_PROGRESS)
+    assert state.drawing_started_at is not None  # noqa: S101 - set when drawing starts
+    started = move.at - state.drawing_started_at
+    state = _set_player(state, move.player_id, progress=DRAWING_PROGRESS, started_ms=started)
     return state, [ProgressChanged(move.player_id, DRAWING_PROGRESS)]
 
 
@@ -729,13 +742,19 @@ def _submit(
     except ContourRejected as error:
         return state, [SubmissionRejected(move.player_id, error.code, str(error))]
     elapsed = move.at - state.drawing_started_at
+    started = p.started_ms if p.started_ms is not None else elapsed
     image_id = state.round.image_id
     state = _set_player(
-        state, move.player_id, progress=SUBMITTED, elapsed_ms=elapsed, contour=clean.points
+        state,
+        move.player_id,
+        progress=SUBMITTED,
+        started_ms=started,
+        elapsed_ms=elapsed,
+        contour=clean.points,
     )
     events: list[Event] = [
         ContourSubmitted(
-            move.player_id, state.round_no, image_id, elapsed, clean.points, clean.repairs
+            move.player_id, state.round_no, image_id, started, elapsed, clean.points, clean.repairs
         ),
         ProgressChanged(move.player_id, SUBMITTED),
     ]

@@ -159,7 +159,7 @@ def test_progress_is_visible_to_others_but_contours_are_not():
     assert events == [ProgressChanged("a", "drawing")]
     state, events = apply(state, Submit("a", 25000, SQUARE, closed=True))
     assert events == [
-        ContourSubmitted("a", 1, "img-1", 20000, SQUARE, ()),
+        ContourSubmitted("a", 1, "img-1", 1000, 20000, SQUARE, ()),
         ProgressChanged("a", "submitted"),
     ]
     seen_by_b = {p["player_id"]: p for p in view_for(state, "b")["players"]}
@@ -279,6 +279,7 @@ def test_clock_never_runs_backwards():
     state, _ = apply(state, Tick(9000))
     state, events = apply(state, Submit("a", 8000, SQUARE, closed=True))
     assert events[0].elapsed_ms == 4000  # treated as happening at 9000
+    assert events[0].started_ms == 4000  # no progress report: started when submitted
 
 
 # ------------------------------------------------------------------------------------------ ghosts
