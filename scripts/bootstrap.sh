@@ -19,9 +19,20 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "${1:-}" = "dev" ] && [ ! -x /usr/bin/chromium ]; then
-  echo "Installing Debian's chromium for the browser tests..."
+# Debian packages: Tesseract finds burned-in text on intake; Chromium runs the browser tests.
+apt_needed=()
+command -v tesseract >/dev/null 2>&1 || apt_needed+=(tesseract-ocr)
+[ "${1:-}" = "dev" ] && [ ! -x /usr/bin/chromium ] && apt_needed+=(chromium)
+if [ ${#apt_needed[@]} -gt 0 ]; then
+  echo "Installing Debian packages: ${apt_needed[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  if $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_needed[@]}" >/dev/null; then
+    :
+  elif [ "${1:-}" = "dev" ]; then
+    echo "Could not install ${apt_needed[*]}: the tests need them." >&2
+    exit 1
+  else
+    echo "Warning: could not install ${apt_needed[*]}; uploads will be flagged 'OCR unavailable' for review." >&2
+  fi
 fi
+mkdir -p var
