@@ -7,6 +7,8 @@ from tessera import views
 api_v1 = [
     path("", include("accounts.api_urls")),
     path("", include("annotate.api_urls")),
+    path("", include("consent.api_urls")),
+    path("", include("games.api_urls")),
 ]
 
 urlpatterns = [
@@ -14,6 +16,7 @@ urlpatterns = [
     path("health/", views.HealthApi.as_view(), name="health"),
     path("accounts/", include("accounts.urls")),
     path("play/", include("games.urls")),
+    path("consent/", include("consent.urls")),
     path("datasets/", include("annotate.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
