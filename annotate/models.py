@@ -11,6 +11,12 @@ from django.db.models import Q
 from tessera.models import TimeStampedModel
 
 
+class ConsensusMethod(models.TextChoices):
+    DAWID_SKENE = "dawid-skene", "Dawid–Skene (per-player confusion matrices)"
+    ONE_COIN = "one-coin", "One-coin Dawid–Skene (sparse data)"
+    MAJORITY = "majority", "Majority vote"
+
+
 class Dataset(TimeStampedModel):
     """A collection of images with one labelling task and its classes."""
 
@@ -28,6 +34,25 @@ class Dataset(TimeStampedModel):
     attribution = models.TextField(blank=True, help_text="Citation and licence of the source.")
     licence = models.CharField(max_length=60, blank=True)
     is_active = models.BooleanField(default=True)
+
+    # Consensus and retirement, per dataset.
+    consensus_method = models.CharField(
+        max_length=16, choices=ConsensusMethod.choices, default=ConsensusMethod.DAWID_SKENE
+    )
+    retire_confidence = models.FloatField(
+        default=0.95, help_text="Retire an image when its consensus confidence reaches this..."
+    )
+    retire_min_labels = models.PositiveSmallIntegerField(
+        default=3, help_text="...and it has at least this many labels."
+    )
+    max_labels = models.PositiveSmallIntegerField(
+        default=12, help_text="Stop serving an image after this many labels; uncertain ones go to review."
+    )
+    consensus_every = models.PositiveSmallIntegerField(
+        default=20, help_text="Update consensus after this many new labels."
+    )
+    # STAPLE: retire a contour image when the mean rater agreement (Dice to consensus) reaches this.
+    retire_mask_agreement = models.FloatField(default=0.85)
 
     class Meta:
         ordering = ["name"]
@@ -179,3 +204,158 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.player_id} → {self.image_id}"
+
+
+class ConsensusRun(models.Model):
+    """One aggregation over a dataset: the provenance exports cite (method, parameters, fit)."""
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Full refit"
+        INCREMENTAL = "incremental", "Incremental update"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="consensus_runs")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    method = models.CharField(max_length=16, choices=ConsensusMethod.choices)
+    parameters = models.JSONField(default=dict)
+    n_answers = models.PositiveIntegerField(default=0)
+    n_images = models.PositiveIntegerField(default=0)
+    n_players = models.PositiveIntegerField(default=0)
+    n_iter = models.PositiveIntegerField(default=0)
+    converged = models.BooleanField(default=True)
+    log_likelihood = models.FloatField(null=True, blank=True)
+    n_retired = models.PositiveIntegerField(default=0)
+    n_review_opened = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug} {self.kind} {self.method} #{self.pk}"
+
+
+class Consensus(models.Model):
+    """The crowd's current answer for one image (classification datasets)."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="consensus")
+    label_class = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="+")
+    # {class code: probability}, every class of the dataset.
+    posterior = models.JSONField()
+    confidence = models.FloatField()
+    n_labels = models.PositiveIntegerField()
+    n_players = models.PositiveIntegerField()
+    run = models.ForeignKey(ConsensusRun, on_delete=models.SET_NULL, null=True, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="consensus_confidence_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id}: {self.label_class_id} ({self.confidence:.2f})"
+
+
+class PlayerSkill(models.Model):
+    """A player's skill on one dataset, read off the consensus model (never hand-set)."""
+
+    player = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skills")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="player_skills")
+    # confusion[c][l] = P(answer l | true class c), classes in dataset order.
+    confusion = models.JSONField(default=list)
+    accuracy = models.FloatField(default=0)
+    balanced_accuracy = models.FloatField(default=0)
+    spammer_score = models.FloatField(default=0)
+    information_bits = models.FloatField(default=0)
+    adversarial_probability = models.FloatField(default=0)
+    n_labels = models.PositiveIntegerField(default=0)
+    n_gold = models.PositiveIntegerField(default=0)
+    n_gold_correct = models.PositiveIntegerField(default=0)
+    n_too_fast = models.PositiveIntegerField(default=0)
+    is_flagged = models.BooleanField(default=False)
+    flag_reasons = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["player", "dataset"], name="playerskill_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.player_id}@{self.dataset_id}: {self.accuracy:.2f}"
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.n_gold_correct / self.n_gold if self.n_gold else None
+
+
+def mask_upload_to(instance: ConsensusMask, filename: str) -> str:
+    return f"consensus/{instance.image.dataset_id}/{instance.image.public_id.hex}-{filename}"
+
+
+class ConsensusMask(models.Model):
+    """STAPLE consensus of the contours drawn on one image."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="consensus_mask")
+    # 16-bit PNG of P(foreground) * 65535, and the 0/255 mask at the 0.5 threshold.
+    probability = models.FileField(upload_to=mask_upload_to)
+    mask = models.FileField(upload_to=mask_upload_to)
+    n_contours = models.PositiveIntegerField()
+    n_players = models.PositiveIntegerField()
+    mean_agreement = models.FloatField(help_text="Mean Dice of the contours to the consensus mask.")
+    # {player id: {"sensitivity": s, "specificity": p}}
+    rater_quality = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"mask {self.image_id} ({self.n_contours} contours)"
+
+
+class ReviewItem(TimeStampedModel):
+    """An image that needs a clinician: the review issue builds the queue and the decisions."""
+
+    class Reason(models.TextChoices):
+        UNCERTAIN = "uncertain", "Consensus still uncertain at the label limit"
+        DISAGREEMENT = "disagreement", "Crowd and model disagree"
+        QUARANTINE = "quarantine", "Intake quarantine"
+        REPORTED = "reported", "Reported by players"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="review_items")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    priority = models.FloatField(default=0, help_text="Higher first.")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-priority", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "reason"],
+                condition=Q(status="open"),
+                name="reviewitem_one_open_per_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.image_id} ({self.status})"
+
+
+class ConsensusModelState(models.Model):
+    """The fitted incremental Dawid–Skene state of a dataset, so new labels update it cheaply.
+
+    `state` is an `np.savez` archive (see `annotate.consensus.state_dump`); `watermark` is the
+    last annotation id folded in. A full refit rebuilds it.
+    """
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="consensus_state")
+    state = models.BinaryField()
+    watermark = models.BigIntegerField(default=0)
+    labels_since_update = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)

@@ -143,7 +143,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # The periodic full refit that keeps incremental consensus updates exact.
+    "consensus-refit-all": {
+        "task": "annotate.tasks.consensus_refit_all_task",
+        "schedule": env.int("CONSENSUS_REFIT_SECONDS", default=3600),
+    },
+}
 
 # --- Auth ---------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -241,6 +247,8 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
 # Django SECRET_KEY never changes pseudonyms.
 DEID_SECRET = env.str("DEID_SECRET", default=SECRET_KEY)
 DEMO_IMAGES_PER_DATASET = env.int("TESSERA_DEMO_IMAGES_PER_DATASET", default=240)
+# Answers faster than this cannot be a human judgement: they earn nothing and count toward bot flags.
+MIN_HUMAN_RESPONSE_MS = env.int("MIN_HUMAN_RESPONSE_MS", default=400)
 
 # --- Logging: one JSON object per line in production, readable lines in development -------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
