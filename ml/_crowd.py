@@ -307,7 +307,7 @@ def normalise_rows(counts: FloatArray, pseudo: FloatArray | float) -> FloatArray
 
 def class_priors(data: CrowdData, posteriors: FloatArray, pseudo: float) -> FloatArray:
     """Class priors from the posteriors of tasks with answers or gold, plus ``pseudo`` per class."""
-    counts = data.answered.astype(np.float64) @ posteriors
+    counts = posteriors.T @ data.answered.astype(np.float64)
     return normalise_rows(counts, pseudo)
 
 

@@ -315,7 +315,11 @@ def _extrapolate(theta0: _Params, theta1: _Params, theta2: _Params) -> _Params |
 
 def _max_change(a: FloatArray, b: FloatArray) -> float:
     """Largest absolute difference between two posterior arrays (0 for empty ones)."""
-    return float(np.abs(a - b).max()) if a.size else 0.0
+    if not a.size:
+        return 0.0
+    diff = a - b
+    np.abs(diff, out=diff)
+    return float(diff.max())
 
 
 def _confusion_pseudocounts(smoothing: float | npt.ArrayLike, n_classes: int) -> FloatArray:
