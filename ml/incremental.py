@@ -197,6 +197,7 @@ def add_answers(
     gold: Mapping[int, int] | None = None,
     sweeps: int = 2,
     refit_every: int | None = None,
+    revisit_player_tasks: bool = False,
 ) -> ConsensusState:
     """Fold new answers (and new gold classes) into ``state``.
 
@@ -213,6 +214,9 @@ def add_answers(
         Partial E-step + M-step rounds over the touched tasks (>= 1).
     refit_every : int, optional
         Run a full refit instead once this many answers have been folded in since the last one.
+    revisit_player_tasks : bool
+        Also revisit every task answered by a player of the new answers (their confusion matrices
+        move, so those tasks' posteriors do too): more exact, more work.
 
     Returns
     -------
@@ -246,6 +250,9 @@ def add_answers(
     if touched.size == 0:
         return state
 
+    if revisit_player_tasks and new_workers.size:
+        by_new_player = np.isin(state.workers, np.unique(new_workers))
+        touched = np.union1d(touched, state.tasks[by_new_player])
     in_touched = np.isin(state.tasks, touched)
     sub_tasks = state.tasks[in_touched]
     sub_workers = state.workers[in_touched]
@@ -260,10 +267,12 @@ def add_answers(
     old_weight = is_old.astype(np.float64)
     old_task_weight = was_answered[touched].astype(np.float64)
     for _ in range(sweeps):
-        _accumulate(counts, sub_workers, sub_labels, posteriors[sub_tasks], -old_weight)
-        class_counts -= posteriors[touched].T @ old_task_weight
+        # Partial E-step with the current parameters (all statistics, touched tasks included) ...
         confusion = normalise_rows(counts, state.pseudo)
         priors = normalise_rows(class_counts, state.prior_smoothing)
+        # ... then swap the touched tasks' old contribution for the new one (M-step).
+        _accumulate(counts, sub_workers, sub_labels, posteriors[sub_tasks], -old_weight)
+        class_counts -= posteriors[touched].T @ old_task_weight
         posteriors[touched] = _local_posteriors(
             confusion, priors, local, sub_workers, sub_labels, gold_codes[touched]
         )
