@@ -26,7 +26,6 @@ import numpy as np
 from scipy.special import ndtr
 
 from ml._crowd import BoolArray, DawidSkeneResult, FloatArray
-from ml.dawid_skene import DEFAULT_SMOOTHING
 
 __all__ = [
     "PlayerSkill",
@@ -140,7 +139,7 @@ def mutual_information(confusion: FloatArray, priors: FloatArray) -> FloatArray:
     return np.einsum("wcl,wcl->w", joint, np.log2(ratio))
 
 
-def adversarial_probability(counts: FloatArray, pseudo: FloatArray | float) -> FloatArray:
+def adversarial_probability(counts: FloatArray, pseudo: FloatArray | float = 1.0) -> FloatArray:
     """Posterior probability that a player's balanced accuracy is below ``1 / K``.
 
     Each confusion row has the Dirichlet posterior ``counts[w, c] + pseudo``; its diagonal entry is
@@ -152,7 +151,9 @@ def adversarial_probability(counts: FloatArray, pseudo: FloatArray | float) -> F
     counts : (n_workers, K, K)
         Expected answer counts (``DawidSkeneResult.confusion_counts``).
     pseudo : float or (K, K)
-        The smoothing pseudocounts of the fit.
+        Dirichlet prior of the rows for this test. The default, 1 (uniform over each row), asks
+        for real evidence; the EM's own tiny smoothing pseudocounts would make three wrong answers
+        look conclusive.
 
     Returns
     -------
@@ -174,25 +175,23 @@ def adversarial_probability(counts: FloatArray, pseudo: FloatArray | float) -> F
 def player_skill(
     result: DawidSkeneResult,
     *,
-    smoothing: FloatArray | float = DEFAULT_SMOOTHING,
-    level: float = 0.95,
+    level: float = 0.99,
 ) -> PlayerSkill:
     """All skill figures of every player of a fit.
 
     Parameters
     ----------
     result : DawidSkeneResult
-    smoothing : float or (K, K)
-        The pseudocounts the fit used (default: the library default).
     level : float
-        Posterior probability above which a player is reported adversarial.
+        Posterior probability above which a player is reported adversarial (one-sided; with many
+        players, a high level keeps chance-level spammers from being flagged by noise).
 
     Returns
     -------
     PlayerSkill
     """
     sensitivity, specificity = sensitivity_specificity(result.confusion, result.priors)
-    probability = adversarial_probability(result.confusion_counts, smoothing)
+    probability = adversarial_probability(result.confusion_counts)
     return PlayerSkill(
         accuracy=accuracy(result.confusion, result.priors),
         balanced_accuracy=balanced_accuracy(result.confusion),
