@@ -87,7 +87,9 @@ def answers_load(*, dataset: Dataset) -> Answers:
             dataset=dataset, status__in=COUNTED_STATUSES, gold_class__isnull=False
         ).values_list("id", "gold_class_id")
     )
-    image_ids = np.unique(np.concatenate([rows[:, 1], np.array([g[0] for g in gold_rows], dtype=np.int64)]))
+    image_ids = np.unique(
+        np.concatenate([rows[:, 1], np.array([g[0] for g in gold_rows], dtype=np.int64)])
+    )
     player_ids, workers = np.unique(rows[:, 2], return_inverse=True)
     gold = np.full(len(image_ids), -1, dtype=np.int64)
     if gold_rows:
@@ -149,11 +151,19 @@ def consensus_refit(*, dataset_id: int) -> ConsensusRun:
         fit_info = (0, True, None)
         full = _fit(ConsensusMethod.DAWID_SKENE, answers) if len(answers.tasks) else None
         if full is not None:
-            fit_info = (full.n_iter, full.converged, full.log_likelihood[-1] if full.log_likelihood else None)
+            fit_info = (
+                full.n_iter,
+                full.converged,
+                full.log_likelihood[-1] if full.log_likelihood else None,
+            )
         state_row.state = _state_dump(state, answers)
     else:
         result = _fit(dataset.consensus_method, answers)
-        fit_info = (result.n_iter, result.converged, result.log_likelihood[-1] if result.log_likelihood else None)
+        fit_info = (
+            result.n_iter,
+            result.converged,
+            result.log_likelihood[-1] if result.log_likelihood else None,
+        )
         state_row.state = b""
     state_row.watermark = int(answers.annotation_ids.max()) if len(answers.annotation_ids) else 0
     state_row.labels_since_update = 0
@@ -212,7 +222,10 @@ def consensus_update(*, dataset_id: int) -> ConsensusRun:
             touched_tasks=np.zeros(0, dtype=np.int64),
         )
     rows = np.array(new, dtype=np.int64)
-    image_ids, player_ids = _extend_ids(known.image_ids, rows[:, 1]), _extend_ids(known.player_ids, rows[:, 2])
+    image_ids, player_ids = (
+        _extend_ids(known.image_ids, rows[:, 1]),
+        _extend_ids(known.player_ids, rows[:, 2]),
+    )
     task_code = {int(i): c for c, i in enumerate(image_ids)}
     player_code = {int(p): c for c, p in enumerate(player_ids)}
     class_code = {cid: code for code, cid in enumerate(class_ids)}
@@ -238,8 +251,12 @@ def consensus_update(*, dataset_id: int) -> ConsensusRun:
     answers = Answers(
         annotation_ids=np.concatenate([known.annotation_ids, rows[:, 0]]),
         tasks=np.concatenate([known.tasks, tasks]),
-        workers=np.concatenate([known.workers, [player_code[int(p)] for p in rows[:, 2]]]).astype(np.int64),
-        labels=np.concatenate([known.labels, [class_code[int(c)] for c in rows[:, 3]]]).astype(np.int64),
+        workers=np.concatenate([known.workers, [player_code[int(p)] for p in rows[:, 2]]]).astype(
+            np.int64
+        ),
+        labels=np.concatenate([known.labels, [class_code[int(c)] for c in rows[:, 3]]]).astype(
+            np.int64
+        ),
         image_ids=image_ids,
         player_ids=player_ids,
         gold=gold_codes,
@@ -295,7 +312,11 @@ def consensus_invalidate(*, dataset_id: int) -> None:
 def _lock_state(dataset_id: int) -> ConsensusModelState:
     """One consensus run per dataset at a time: the state row is the lock."""
     ConsensusModelState.objects.get_or_create(dataset_id=dataset_id)
-    return ConsensusModelState.objects.select_for_update().select_related("dataset").get(dataset_id=dataset_id)
+    return (
+        ConsensusModelState.objects.select_for_update()
+        .select_related("dataset")
+        .get(dataset_id=dataset_id)
+    )
 
 
 def _write(
@@ -311,8 +332,14 @@ def _write(
     from ml.skill import player_skill
 
     n_labels = np.bincount(answers.tasks, minlength=len(answers.image_ids))
-    pairs = np.unique(np.stack([answers.tasks, answers.workers], axis=1), axis=0) if len(answers.tasks) else np.zeros((0, 2), dtype=np.int64)
-    n_players = np.bincount(pairs[:, 0], minlength=len(answers.image_ids)) if len(pairs) else n_labels * 0
+    pairs = (
+        np.unique(np.stack([answers.tasks, answers.workers], axis=1), axis=0)
+        if len(answers.tasks)
+        else np.zeros((0, 2), dtype=np.int64)
+    )
+    n_players = (
+        np.bincount(pairs[:, 0], minlength=len(answers.image_ids)) if len(pairs) else n_labels * 0
+    )
     run = ConsensusRun.objects.create(
         dataset=dataset,
         kind=kind,
@@ -335,7 +362,10 @@ def _write(
         Consensus(
             image_id=int(answers.image_ids[t]),
             label_class_id=classes[int(result.labels[t])].pk,
-            posterior={code: round(float(p), 6) for code, p in zip(codes, result.posteriors[t], strict=True)},
+            posterior={
+                code: round(float(p), 6)
+                for code, p in zip(codes, result.posteriors[t], strict=True)
+            },
             confidence=float(result.confidence[t]),
             n_labels=int(n_labels[t]),
             n_players=int(n_players[t]),
@@ -348,7 +378,15 @@ def _write(
         batch_size=2000,
         update_conflicts=True,
         unique_fields=["image"],
-        update_fields=["label_class", "posterior", "confidence", "n_labels", "n_players", "run", "updated_at"],
+        update_fields=[
+            "label_class",
+            "posterior",
+            "confidence",
+            "n_labels",
+            "n_players",
+            "run",
+            "updated_at",
+        ],
     )
     touched_workers = np.unique(answers.workers[np.isin(answers.tasks, touched_tasks)])
     if len(touched_workers):
@@ -358,7 +396,12 @@ def _write(
     run.save(update_fields=["n_retired", "n_review_opened", "finished_at"])
     logger.info(
         "consensus %s %s: %s answers, %s images written, %s retired, %s to review",
-        dataset.slug, kind, len(answers.tasks), len(rows), retired, opened,
+        dataset.slug,
+        kind,
+        len(answers.tasks),
+        len(rows),
+        retired,
+        opened,
     )
     return run
 
@@ -429,9 +472,19 @@ def _write_skills(dataset: Dataset, answers: Answers, result, skill, workers) ->
         update_conflicts=True,
         unique_fields=["player", "dataset"],
         update_fields=[
-            "confusion", "accuracy", "balanced_accuracy", "spammer_score", "information_bits",
-            "adversarial_probability", "n_labels", "n_gold", "n_gold_correct", "n_too_fast",
-            "is_flagged", "flag_reasons", "updated_at",
+            "confusion",
+            "accuracy",
+            "balanced_accuracy",
+            "spammer_score",
+            "information_bits",
+            "adversarial_probability",
+            "n_labels",
+            "n_gold",
+            "n_gold_correct",
+            "n_too_fast",
+            "is_flagged",
+            "flag_reasons",
+            "updated_at",
         ],
     )
 
@@ -444,12 +497,18 @@ def _retire(dataset: Dataset, image_ids: list[int]) -> tuple[int, int]:
     candidates = Consensus.objects.filter(
         image_id__in=image_ids, image__status=Image.Status.ACTIVE, image__gold_class__isnull=True
     )
-    confident = Q(confidence__gte=dataset.retire_confidence, n_labels__gte=dataset.retire_min_labels)
+    confident = Q(
+        confidence__gte=dataset.retire_confidence, n_labels__gte=dataset.retire_min_labels
+    )
     at_limit = Q(n_labels__gte=dataset.max_labels)
-    settle = list(candidates.filter(confident | at_limit).values_list("image_id", "confidence", "n_labels"))
+    settle = list(
+        candidates.filter(confident | at_limit).values_list("image_id", "confidence", "n_labels")
+    )
     if not settle:
         return 0, 0
-    Image.objects.filter(id__in=[s[0] for s in settle]).update(status=Image.Status.RETIRED, updated_at=timezone.now())
+    Image.objects.filter(id__in=[s[0] for s in settle]).update(
+        status=Image.Status.RETIRED, updated_at=timezone.now()
+    )
     uncertain = [s for s in settle if s[1] < dataset.retire_confidence]
     ReviewItem.objects.bulk_create(
         [
@@ -487,7 +546,9 @@ def _state_dump(state, answers: Answers) -> bytes:  # type: ignore[no-untyped-de
         counts=state.counts,
         class_counts=state.class_counts,
         pseudo=state.pseudo,
-        scalars=np.array([state.prior_smoothing, state.tol, state.max_iter, state.answers_since_refit]),
+        scalars=np.array(
+            [state.prior_smoothing, state.tol, state.max_iter, state.answers_since_refit]
+        ),
         annotation_ids=answers.annotation_ids,
         image_ids=answers.image_ids,
         player_ids=answers.player_ids,
@@ -536,9 +597,10 @@ def contour_points(geometry: dict) -> np.ndarray:
     return np.asarray(geometry["points"], dtype=np.float64).reshape(-1, 2)
 
 
-def _png_bytes(array: np.ndarray, mode: str) -> bytes:
+def _png_bytes(array: np.ndarray, mode: str | None) -> bytes:
     out = io.BytesIO()
-    PILImage.fromarray(array, mode=mode).save(out, format="PNG")
+    image = PILImage.fromarray(array) if mode is None else PILImage.fromarray(array, mode=mode)
+    image.save(out, format="PNG")
     return out.getvalue()
 
 
@@ -559,13 +621,17 @@ def consensus_mask_update(*, image_id: int) -> ConsensusMask | None:
     )
     if len(contours) < 2 or image.status not in COUNTED_STATUSES:
         return None
-    masks = np.stack([polygon_to_mask(contour_points(g), image.height, image.width) for _, g in contours])
+    masks = np.stack(
+        [polygon_to_mask(contour_points(g), image.height, image.width) for _, g in contours]
+    )
     result = staple(masks)
     consensus = result.mask()
     agreement = [_dice(m, consensus) for m in masks]
     quality = {
         str(player): {"sensitivity": round(float(se), 4), "specificity": round(float(sp), 4)}
-        for (player, _), se, sp in zip(contours, result.sensitivity, result.specificity, strict=True)
+        for (player, _), se, sp in zip(
+            contours, result.sensitivity, result.specificity, strict=True
+        )
     }
     record = ConsensusMask.objects.filter(image=image).first() or ConsensusMask(image=image)
     for field in ("probability", "mask"):
@@ -573,9 +639,13 @@ def consensus_mask_update(*, image_id: int) -> ConsensusMask | None:
         if old:
             transaction.on_commit(lambda name=old.name, storage=old.storage: storage.delete(name))
     record.probability.save(
-        "probability.png", ContentFile(_png_bytes(np.round(result.probability * 65535).astype(np.uint16), "I;16")), save=False
+        "probability.png",
+        ContentFile(_png_bytes(np.round(result.probability * 65535).astype(np.uint16), None)),
+        save=False,
     )
-    record.mask.save("mask.png", ContentFile(_png_bytes(consensus.astype(np.uint8) * 255, "L")), save=False)
+    record.mask.save(
+        "mask.png", ContentFile(_png_bytes(consensus.astype(np.uint8) * 255, "L")), save=False
+    )
     record.n_contours = len(contours)
     record.n_players = len({p for p, _ in contours})
     record.mean_agreement = float(np.mean(agreement))

@@ -46,7 +46,8 @@ class Dataset(TimeStampedModel):
         default=3, help_text="...and it has at least this many labels."
     )
     max_labels = models.PositiveSmallIntegerField(
-        default=12, help_text="Stop serving an image after this many labels; uncertain ones go to review."
+        default=12,
+        help_text="Stop serving an image after this many labels; uncertain ones go to review.",
     )
     consensus_every = models.PositiveSmallIntegerField(
         default=20, help_text="Update consensus after this many new labels."
@@ -251,7 +252,8 @@ class Consensus(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="consensus_confidence_range"
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1),
+                name="consensus_confidence_range",
             ),
         ]
 
@@ -262,7 +264,9 @@ class Consensus(models.Model):
 class PlayerSkill(models.Model):
     """A player's skill on one dataset, read off the consensus model (never hand-set)."""
 
-    player = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skills")
+    player = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skills"
+    )
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="player_skills")
     # confusion[c][l] = P(answer l | true class c), classes in dataset order.
     confusion = models.JSONField(default=list)
@@ -354,8 +358,13 @@ class ConsensusModelState(models.Model):
     last annotation id folded in. A full refit rebuilds it.
     """
 
-    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="consensus_state")
+    dataset = models.OneToOneField(
+        Dataset, on_delete=models.CASCADE, related_name="consensus_state"
+    )
     state = models.BinaryField()
     watermark = models.BigIntegerField(default=0)
     labels_since_update = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"consensus state of {self.dataset_id} (up to annotation {self.watermark})"
