@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from annotate.models import Annotation, Dataset, Image, LabelClass
+from annotate.models import (
+    Annotation,
+    Consensus,
+    ConsensusRun,
+    Dataset,
+    Image,
+    LabelClass,
+    PlayerSkill,
+    ReviewItem,
+)
 
 
 class LabelClassInline(admin.TabularInline):
@@ -26,3 +35,40 @@ class AnnotationAdmin(admin.ModelAdmin):
     list_display = ["image", "player", "label_class", "source", "created_at", "is_counted"]
     list_filter = ["source", "is_counted"]
     raw_id_fields = ["image", "player"]
+
+
+@admin.register(ConsensusRun)
+class ConsensusRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "dataset",
+        "kind",
+        "method",
+        "n_answers",
+        "n_images",
+        "n_retired",
+        "finished_at",
+    ]
+    list_filter = ["dataset", "kind"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Consensus)
+class ConsensusAdmin(admin.ModelAdmin):
+    list_display = ["image", "label_class", "confidence", "n_labels", "n_players", "updated_at"]
+    raw_id_fields = ["image"]
+
+
+@admin.register(PlayerSkill)
+class PlayerSkillAdmin(admin.ModelAdmin):
+    list_display = ["player", "dataset", "accuracy", "spammer_score", "n_labels", "is_flagged"]
+    list_filter = ["dataset", "is_flagged"]
+    raw_id_fields = ["player"]
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(admin.ModelAdmin):
+    list_display = ["image", "reason", "status", "priority", "created_at"]
+    list_filter = ["reason", "status"]
+    raw_id_fields = ["image"]

@@ -93,3 +93,39 @@ def image_get_for_viewing(*, user, public_id: UUID) -> Image:  # type: ignore[no
     if image.donor.user_id is not None and image.donor.user_id == user.pk:
         return image
     raise NotPermitted("No such image.")
+
+
+@dataclass(frozen=True)
+class ConsensusSummary:
+    last_run: object  # ConsensusRun | None
+    n_with_consensus: int
+    mean_confidence: float | None
+    n_retired: int
+    n_open_reviews: int
+    n_players: int
+    n_flagged_players: int
+
+
+def dataset_consensus_summary(*, dataset: Dataset) -> ConsensusSummary:
+    """Where a dataset's consensus stands: the last run, coverage, retirement, flags."""
+    from django.db.models import Avg
+
+    from annotate.models import Consensus, ConsensusRun, PlayerSkill, ReviewItem
+
+    agg = Consensus.objects.filter(image__dataset=dataset).aggregate(
+        n=Count("id"), mean=Avg("confidence")
+    )
+    skills = PlayerSkill.objects.filter(dataset=dataset).aggregate(
+        n=Count("id"), flagged=Count("id", filter=Q(is_flagged=True))
+    )
+    return ConsensusSummary(
+        last_run=ConsensusRun.objects.filter(dataset=dataset).first(),
+        n_with_consensus=agg["n"],
+        mean_confidence=agg["mean"],
+        n_retired=Image.objects.filter(dataset=dataset, status=Image.Status.RETIRED).count(),
+        n_open_reviews=ReviewItem.objects.filter(
+            image__dataset=dataset, status=ReviewItem.Status.OPEN
+        ).count(),
+        n_players=skills["n"],
+        n_flagged_players=skills["flagged"],
+    )

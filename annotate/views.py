@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 
 from annotate.selectors import (
     dataset_class_balance,
+    dataset_consensus_summary,
     dataset_get_for_viewer,
     dataset_list_for_viewer,
     image_get_for_viewing,
@@ -38,7 +39,12 @@ def dataset_detail(request, slug: str):
     return render(
         request,
         "annotate/dataset_detail.html",
-        {"dataset": dataset, "page": page, "balance": dataset_class_balance(dataset=dataset)},
+        {
+            "dataset": dataset,
+            "page": page,
+            "balance": dataset_class_balance(dataset=dataset),
+            "consensus": dataset_consensus_summary(dataset=dataset),
+        },
     )
 
 

@@ -238,3 +238,15 @@ def test_one_contour_is_not_a_consensus():
 
     assert consensus.consensus_mask_update(image_id=image.pk) is None
     assert not ConsensusMask.objects.exists()
+
+
+def test_dataset_page_shows_the_consensus_state(crowd, client):
+    dataset, *_ = crowd
+    consensus.consensus_refit(dataset_id=dataset.pk)
+    client.force_login(user_with_role(Role.RESEARCHER))
+
+    page = client.get(f"/datasets/{dataset.slug}/").content.decode()
+
+    assert "Full refit" in page
+    assert "240 labels from 8 players" in page
+    assert "(2 flagged as spammer, adversarial or bot)" in page
