@@ -319,7 +319,13 @@ class ConsensusMask(models.Model):
 
 
 class ReviewItem(TimeStampedModel):
-    """An image that needs a clinician: the review issue builds the queue and the decisions."""
+    """An image that needs a clinician, in the prioritised review queue.
+
+    One clinician at a time holds an item (`assigned_to` until `claim_expires_at`). A decision at
+    stage `first` settles it, unless the clinician escalates: a second, different clinician then
+    decides, and when the two disagree an adjudicator (admin, or a clinician holding
+    `annotate.adjudicate_reviews`) settles it at stage `adjudication`.
+    """
 
     class Reason(models.TextChoices):
         UNCERTAIN = "uncertain", "Consensus still uncertain at the label limit"
@@ -331,11 +337,29 @@ class ReviewItem(TimeStampedModel):
         OPEN = "open", "Open"
         RESOLVED = "resolved", "Resolved"
 
+    class Stage(models.TextChoices):
+        FIRST = "first", "First review"
+        SECOND = "second", "Second opinion"
+        ADJUDICATION = "adjudication", "Adjudication"
+
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="review_items")
     reason = models.CharField(max_length=16, choices=Reason.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     priority = models.FloatField(default=0, help_text="Higher first.")
     details = models.JSONField(default=dict, blank=True)
+    stage = models.CharField(max_length=12, choices=Stage.choices, default=Stage.FIRST)
+    # The clinician working on the item, until the claim expires.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="review_claims",
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # The final decision: {"action", "label", "decision_id", "stage"}.
+    outcome = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-priority", "created_at"]
@@ -345,6 +369,19 @@ class ReviewItem(TimeStampedModel):
                 condition=Q(status="open"),
                 name="reviewitem_one_open_per_reason",
             ),
+            models.CheckConstraint(
+                condition=Q(assigned_to__isnull=True, claim_expires_at__isnull=True)
+                | Q(assigned_to__isnull=False, claim_expires_at__isnull=False),
+                name="reviewitem_claim_has_expiry",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="resolved") | Q(resolved_at__isnull=False),
+                name="reviewitem_resolved_has_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "-priority"])]
+        permissions = [
+            ("adjudicate_reviews", "Can adjudicate when two clinicians disagree"),
         ]
 
     def __str__(self) -> str:
@@ -368,3 +405,159 @@ class ConsensusModelState(models.Model):
 
     def __str__(self) -> str:
         return f"consensus state of {self.dataset_id} (up to annotation {self.watermark})"
+
+
+class ReviewDecision(models.Model):
+    """One clinician's decision on a review item at one stage. Append-only, audited."""
+
+    class Action(models.TextChoices):
+        CONFIRM = "confirm", "Confirm the consensus"
+        RELABEL = "relabel", "Choose another label"
+        CONTOUR = "contour", "Edit the consensus contour"
+        RELEASE = "release", "Image is fine: back into play"
+        UNUSABLE = "unusable", "Mark the image unusable"
+        ESCALATE = "escalate", "Ask a second clinician"
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="decisions")
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_decisions"
+    )
+    stage = models.CharField(max_length=12, choices=ReviewItem.Stage.choices)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    # The class this decision makes gold (confirm resolves to the consensus class), or, for an
+    # escalation, the class the first clinician proposes (optional).
+    label_class = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Contour decisions (and proposals): {"type": "polygon", "points": [[x, y], ...]}.
+    geometry = models.JSONField(null=True, blank=True)
+    note = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "stage"], name="reviewdecision_one_per_stage"),
+            # Independent opinions: one clinician decides at most once per item.
+            models.UniqueConstraint(
+                fields=["item", "clinician"], name="reviewdecision_one_per_clinician"
+            ),
+            models.CheckConstraint(
+                condition=~Q(action="relabel") | Q(label_class__isnull=False),
+                name="reviewdecision_relabel_has_class",
+            ),
+            models.CheckConstraint(
+                condition=~Q(action="contour") | Q(geometry__isnull=False),
+                name="reviewdecision_contour_has_geometry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} {self.stage}: {self.action}"
+
+
+def gold_mask_upload_to(instance: GoldMask, filename: str) -> str:
+    return f"gold/{instance.image.dataset_id}/{instance.image.public_id.hex}-{filename}"
+
+
+class GoldMask(models.Model):
+    """The expert contour of a segmentation image (a clinician's decision): gold for contours."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="gold_mask")
+    geometry = models.JSONField()
+    # 0/255 PNG at image resolution, rasterised with `ml.raster.polygon_to_mask`.
+    mask = models.FileField(upload_to=gold_mask_upload_to)
+    decision = models.ForeignKey(
+        ReviewDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"gold mask {self.image_id}"
+
+
+def export_upload_to(instance: Export, filename: str) -> str:
+    return f"exports/{instance.dataset_id}/v{instance.version}-{uuid.uuid4().hex}.zip"
+
+
+class Export(TimeStampedModel):
+    """A versioned, immutable snapshot of a dataset's consensus for a researcher.
+
+    Built once by `annotate.export.export_build`; once `ready` its file and checksum never
+    change. A donor's withdrawal after the build marks it (`withdrawn_at`, `n_withdrawn`, and
+    the affected `ExportItem`s); a new snapshot leaves those images out.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Queued"
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    class Format(models.TextChoices):
+        CSV = "csv", "labels.csv"
+        COCO = "coco", "COCO JSON"
+        ALL = "all", "labels.csv and COCO JSON"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="exports")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    progress = models.FloatField(default=0)
+    format = models.CharField(max_length=4, choices=Format.choices, default=Format.ALL)
+    # {"classes": [codes], "min_confidence": float, "min_labels": int, "gold_only": bool}
+    filters = models.JSONField(default=dict, blank=True)
+    # Null when made with `manage.py export_dataset`.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="exports",
+    )
+    file = models.FileField(upload_to=export_upload_to, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    n_withdrawn = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="export_unique_version"),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="export_progress_range"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="ready") | (~Q(sha256="") & ~Q(file="")),
+                name="export_ready_has_file",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug} v{self.version} ({self.status})"
+
+
+class ExportItem(models.Model):
+    """One image in an export, so a later withdrawal can find the snapshots that hold it."""
+
+    export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(
+        Image, null=True, on_delete=models.SET_NULL, related_name="export_items"
+    )
+    public_id = models.UUIDField()
+    label = models.CharField(max_length=40, blank=True)
+    source = models.CharField(max_length=10)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["export", "public_id"], name="exportitem_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.export_id}: {self.public_id}"

@@ -33,3 +33,11 @@ def consensus_refit_all_task() -> list[int]:
 def consensus_mask_update_task(image_id: int) -> bool:
     """STAPLE over the contours of one image; returns whether a consensus mask exists now."""
     return consensus.consensus_mask_update(image_id=image_id) is not None
+
+
+@shared_task(acks_late=True)
+def export_build_task(export_id: int) -> str:
+    """Build one requested export snapshot; returns its status."""
+    from annotate.export import export_build
+
+    return export_build(export_id=export_id).status
