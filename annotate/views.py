@@ -1,14 +1,40 @@
 from __future__ import annotations
 
+import io
+import json
+from urllib.parse import urlencode
 from uuid import UUID
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
-from django.shortcuts import render
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import cache_control
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
+from PIL import Image as PILImage
 
+from annotate.export import ExportFilters, export_request
+from annotate.export.selectors import (
+    export_datasets_for_user,
+    export_list_for_user,
+    export_withdrawn_items,
+)
+from annotate.models import ConsensusMask, Dataset, Export, ReviewItem
+from annotate.review import (
+    review_decision_submit,
+    review_item_claim,
+    review_item_claim_next,
+    review_item_release,
+)
+from annotate.review.selectors import (
+    review_context,
+    review_item_get_for_reviewer,
+    review_probability_rgba,
+    review_queue,
+)
 from annotate.selectors import (
     dataset_class_balance,
     dataset_consensus_summary,
@@ -16,7 +42,7 @@ from annotate.selectors import (
     dataset_list_for_viewer,
     image_get_for_viewing,
 )
-from tessera.errors import NotPermitted
+from tessera.errors import ApplicationError, Conflict, NotPermitted
 
 
 @login_required
@@ -74,3 +100,222 @@ def image_file(request, public_id: UUID):
 @cache_control(private=True, max_age=3600)
 def image_thumbnail(request, public_id: UUID):
     return _serve(request, public_id, "thumbnail")
+
+
+# --- clinician review ------------------------------------------------------------------------------
+
+
+def _forbidden(request, exc: NotPermitted):
+    return render(request, "403.html", {"message": exc.message}, status=403)
+
+
+def _queue_filters(source) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    reasons = set(ReviewItem.Reason.values)
+    filters = {
+        "dataset": (source.get("dataset") or "").strip(),
+        "reason": source.get("reason") if source.get("reason") in reasons else "",
+    }
+    return {k: v for k, v in filters.items() if v}
+
+
+def _queue_url(filters: dict[str, str]) -> str:
+    url = reverse("annotate:review-queue")
+    return f"{url}?{urlencode(filters)}" if filters else url
+
+
+@login_required
+@require_GET
+def review_queue_page(request):
+    filters = _queue_filters(request.GET)
+    try:
+        items = review_queue(
+            user=request.user, dataset_slug=filters.get("dataset"), reason=filters.get("reason")
+        )
+    except NotPermitted as exc:
+        return _forbidden(request, exc)
+    page = Paginator(items, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "annotate/review_queue.html",
+        {
+            "page": page,
+            "filters": filters,
+            "datasets": Dataset.objects.order_by("name").values_list("slug", "name"),
+            "reasons": ReviewItem.Reason.choices,
+            "now": timezone.now(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def review_next(request):
+    filters = _queue_filters(request.POST)
+    try:
+        item = review_item_claim_next(
+            user=request.user, dataset_slug=filters.get("dataset"), reason=filters.get("reason")
+        )
+    except NotPermitted as exc:
+        return _forbidden(request, exc)
+    if item is None:
+        messages.info(request, "The queue is empty: nothing left to review.")
+        return redirect(_queue_url(filters))
+    return redirect(_item_url(item.pk, filters))
+
+
+def _item_url(item_id: int, filters: dict[str, str]) -> str:
+    url = reverse("annotate:review-item", args=[item_id])
+    return f"{url}?{urlencode(filters)}" if filters else url
+
+
+@login_required
+@require_GET
+def review_item_page(request, item_id: int):
+    try:
+        item = review_item_get_for_reviewer(user=request.user, item_id=item_id)
+    except NotPermitted as exc:
+        return _forbidden(request, exc)
+    context = review_context(user=request.user, item=item)
+    return render(
+        request,
+        "annotate/review_item.html",
+        {
+            "ctx": context,
+            "filters": _queue_filters(request.GET),
+            "is_segmentation": item.image.dataset.task == Dataset.Task.SEGMENTATION,
+            "modality": item.image.modality or item.image.dataset.modality,
+        },
+    )
+
+
+@login_required
+@require_POST
+def review_claim_view(request, item_id: int):
+    filters = _queue_filters(request.POST)
+    try:
+        review_item_claim(item_id=item_id, user=request.user)
+    except NotPermitted as exc:
+        return _forbidden(request, exc)
+    except Conflict as exc:
+        messages.error(request, exc.message)
+    return redirect(_item_url(item_id, filters))
+
+
+@login_required
+@require_POST
+def review_release_view(request, item_id: int):
+    review_item_release(item_id=item_id, user=request.user)
+    return redirect(_queue_url(_queue_filters(request.POST)))
+
+
+@login_required
+@require_POST
+def review_decide_view(request, item_id: int):
+    filters = _queue_filters(request.POST)
+    geometry = None
+    if request.POST.get("geometry"):
+        try:
+            geometry = json.loads(request.POST["geometry"])
+        except ValueError:
+            messages.error(request, "The edited contour could not be read.")
+            return redirect(_item_url(item_id, filters))
+    try:
+        decision = review_decision_submit(
+            item_id=item_id,
+            user=request.user,
+            action=request.POST.get("action", ""),
+            label=request.POST.get("label") or None,
+            geometry=geometry,
+            note=request.POST.get("note", ""),
+        )
+    except NotPermitted as exc:
+        return _forbidden(request, exc)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(_item_url(item_id, filters))
+    decision.item.refresh_from_db()
+    if decision.item.status == ReviewItem.Status.RESOLVED:
+        messages.success(request, "Decision saved: it is gold now.")
+    else:
+        messages.success(
+            request, f"Sent on for {decision.item.get_stage_display().lower()}. Thank you."
+        )
+    nxt = review_item_claim_next(
+        user=request.user, dataset_slug=filters.get("dataset"), reason=filters.get("reason")
+    )
+    return redirect(_item_url(nxt.pk, filters) if nxt else _queue_url(filters))
+
+
+@login_required
+@require_GET
+@cache_control(private=True, max_age=300)
+def review_probability_png(request, item_id: int):
+    """The STAPLE probability map of the item's image as a translucent PNG overlay."""
+    try:
+        item = review_item_get_for_reviewer(user=request.user, item_id=item_id)
+    except NotPermitted:
+        raise Http404("No such map.") from None
+    record = ConsensusMask.objects.filter(image=item.image).first()
+    if record is None or not record.probability:
+        raise Http404("No such map.")
+    out = io.BytesIO()
+    PILImage.fromarray(review_probability_rgba(record=record), mode="RGBA").save(out, "PNG")
+    return HttpResponse(out.getvalue(), content_type="image/png")
+
+
+# --- researcher export -----------------------------------------------------------------------------
+
+
+@login_required
+def export_page(request):
+    """The researcher's exports: request a snapshot, follow its progress, download it, and see
+    which items a later withdrawal affected."""
+    try:
+        exports = list(export_list_for_user(user=request.user)[:50])
+        datasets = export_datasets_for_user(user=request.user)
+    except NotPermitted as exc:
+        return _forbidden(request, exc)
+    if request.method == "POST":
+        return _export_create(request, datasets)
+    withdrawn = {
+        e.pk: [str(i.public_id) for i in export_withdrawn_items(export=e)]
+        for e in exports
+        if e.n_withdrawn
+    }
+    return render(
+        request,
+        "annotate/export_list.html",
+        {
+            "exports": [(e, withdrawn.get(e.pk, [])) for e in exports],
+            "datasets": datasets,
+            "formats": Export.Format.choices,
+        },
+    )
+
+
+def _export_create(request, datasets):  # type: ignore[no-untyped-def]
+    dataset = datasets.filter(slug=request.POST.get("dataset", "")).first()
+    if dataset is None:
+        messages.error(request, "Choose a dataset.")
+        return redirect("annotate:export-list")
+    try:
+        filters = ExportFilters(
+            classes=tuple(request.POST.getlist("classes")),
+            min_confidence=float(request.POST.get("min_confidence") or 0),
+            min_labels=int(request.POST.get("min_labels") or 0),
+            gold_only=request.POST.get("gold_only") == "on",
+        )
+        export = export_request(
+            user=request.user,
+            dataset=dataset,
+            filters=filters,
+            fmt=request.POST.get("format") or Export.Format.ALL,
+        )
+    except ValueError:
+        messages.error(request, "Minimum confidence and labels must be numbers.")
+        return redirect("annotate:export-list")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("annotate:export-list")
+    messages.success(request, f"Export v{export.version} of {dataset.name} requested.")
+    return redirect("annotate:export-list")
