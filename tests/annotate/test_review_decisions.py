@@ -20,6 +20,7 @@ from annotate.models import (
 )
 from annotate.review import review_decision_submit, review_item_claim, review_item_open
 from consent.models import AuditEvent
+from tessera.errors import ApplicationError, Conflict, NotPermitted
 from tests.annotate.review_export_factories import (
     consented_image,
     contour,
@@ -27,7 +28,6 @@ from tests.annotate.review_export_factories import (
     label,
 )
 from tests.factories import user_with_role
-from tessera.errors import ApplicationError, Conflict, NotPermitted
 
 pytestmark = pytest.mark.django_db
 

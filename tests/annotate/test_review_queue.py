@@ -18,9 +18,9 @@ from annotate.review import (
 )
 from annotate.review.selectors import review_queue
 from annotate.review.services import _take
+from tessera.errors import Conflict, NotPermitted
 from tests.annotate.review_export_factories import consented_image, dataset_with_classes
 from tests.factories import user_with_role
-from tessera.errors import Conflict, NotPermitted
 
 pytestmark = pytest.mark.django_db
 
