@@ -303,5 +303,5 @@ def review_probability_rgba(*, record: ConsensusMask) -> np.ndarray:
         p = np.asarray(PILImage.open(handle)).astype(np.float64) / 65535.0
     rgba = np.zeros((*p.shape, 4), dtype=np.uint8)
     rgba[..., 0], rgba[..., 1], rgba[..., 2] = 255, 140, 0
-    rgba[..., 3] = np.round(p * 200).astype(np.uint8)
+    rgba[..., 3] = np.round(p * 110).astype(np.uint8)
     return rgba
