@@ -307,7 +307,9 @@ def normalise_rows(counts: FloatArray, pseudo: FloatArray | float) -> FloatArray
 
 def class_priors(data: CrowdData, posteriors: FloatArray, pseudo: float) -> FloatArray:
     """Class priors from the posteriors of tasks with answers or gold, plus ``pseudo`` per class."""
-    counts = posteriors.T @ data.answered.astype(np.float64)
+    # einsum's own loop, not a BLAS gemv: OpenBLAS would spin up threads for this tiny product,
+    # which costs more than it saves and hurts badly on a shared machine.
+    counts = np.einsum("tk,t->k", posteriors, data.answered.astype(np.float64))
     return normalise_rows(counts, pseudo)
 
 
