@@ -57,7 +57,7 @@ class DawidSkeneResult:
     priors : (n_classes,) float64
         Class prior probabilities.
     n_iter : int
-        EM iterations performed (0 for majority vote).
+        E-steps evaluated: plain EM steps plus SQUAREM jumps (0 for majority vote).
     log_likelihood : list of float
         The objective after each iteration: log-likelihood of the answers (and of the gold classes)
         plus the log of the Dirichlet smoothing prior. EM never decreases it.
