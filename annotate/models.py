@@ -368,3 +368,26 @@ class ConsensusModelState(models.Model):
 
     def __str__(self) -> str:
         return f"consensus state of {self.dataset_id} (up to annotation {self.watermark})"
+
+
+def gold_mask_upload_to(instance: GoldMask, filename: str) -> str:
+    return f"gold/{instance.image.dataset_id}/{instance.image.public_id.hex}-{filename}"
+
+
+class GoldMask(TimeStampedModel):
+    """Expert truth for a segmentation image: the source dataset's mask or a clinician's contour."""
+
+    class Source(models.TextChoices):
+        DATASET = "dataset", "Expert mask shipped with the source dataset"
+        CLINICIAN = "clinician", "Clinician decision in review"
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="gold_mask")
+    # 0/255 PNG at image resolution.
+    mask = models.FileField(upload_to=gold_mask_upload_to)
+    # Outline(s) in image pixel coordinates: [[[x, y], ...], ...] (from ml.raster.mask_to_polygons).
+    polygons = models.JSONField(default=list)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    decided_by_id = models.BigIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"gold mask {self.image_id} ({self.source})"
