@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 
 from accounts.roles import Role
 from consent.models import Purpose
@@ -23,6 +24,14 @@ def eager_tasks():
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = old
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # The revocation-code throttle counts in the cache; each test starts from zero.
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
