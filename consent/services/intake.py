@@ -54,11 +54,16 @@ def consent_check_permits_intake(consent: Consent) -> None:
 
 @transaction.atomic
 def intake_batch_create(
-    *, uploaded_by: User, consent: Consent, dataset: Dataset, files: Sequence[UploadedFile]
+    *,
+    uploaded_by: User | None,
+    consent: Consent,
+    dataset: Dataset,
+    files: Sequence[UploadedFile],
 ) -> IntakeBatch:
     """Hold the uploaded files until the task runs and queue one task per file after commit.
 
-    Access to `consent` is the caller's check (selector `consent_get_for_upload`).
+    Access to `consent` is the caller's check (selector `consent_get_for_upload`);
+    `uploaded_by` is None only for the demo loader.
     """
     consent = Consent.objects.select_for_update().get(pk=consent.pk)
     consent_check_permits_intake(consent)
@@ -86,7 +91,7 @@ def intake_batch_create(
         item.save()
         items.append(item)
     audit_event_record(
-        actor_id=uploaded_by.pk,
+        actor_id=uploaded_by.pk if uploaded_by is not None else None,
         action="intake.batch_created",
         target=batch,
         details={"consent": consent.pk, "dataset": dataset.slug, "files": len(items)},
