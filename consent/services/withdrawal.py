@@ -146,6 +146,8 @@ def consent_withdraw(*, consent_id: int, actor_id: int | None, channel: str) -> 
             item.upload = ""
             item.cleaned_file = ""
             item.text_boxes = []
+            # File names may carry personal data; nothing of the donation is kept.
+            item.name = ""
             item.save(
                 update_fields=[
                     "status",
@@ -154,6 +156,7 @@ def consent_withdraw(*, consent_id: int, actor_id: int | None, channel: str) -> 
                     "upload",
                     "cleaned_file",
                     "text_boxes",
+                    "name",
                     "updated_at",
                 ]
             )
