@@ -18,3 +18,11 @@ def intake_item_process_task(item_id: int) -> None:
 def withdrawal_followup_task(consent_id: int, image_ids: list[int]) -> dict[str, int]:
     """After a withdrawal commits: recompute consensus and mark exports (see the service)."""
     return withdrawal_followup(consent_id=consent_id, image_ids=image_ids)
+
+
+@shared_task
+def consents_expire_task() -> int:
+    """Scheduled: consents past their period end become expired (their images leave play)."""
+    from consent.services.consents import consents_expire_due
+
+    return consents_expire_due()

@@ -204,11 +204,15 @@ def withdrawal_followup(*, consent_id: int, image_ids: list[int]) -> dict[str, i
     Consensus: the withdrawn images' annotations no longer count, so any consensus that used
     them must be recomputed; the consensus issue plugs its recompute here (per affected
     dataset). Exports: past exports that contained these images are marked here by the export
-    issue. Until those exist this records which datasets are affected, so nothing is silent.
+    issue. It records which datasets were affected and queues their full consensus refit.
     """
+    from annotate.consensus import consensus_invalidate
+
     datasets = sorted(
         set(Image.objects.filter(pk__in=image_ids).values_list("dataset_id", flat=True))
     )
+    for dataset_id in datasets:
+        consensus_invalidate(dataset_id=dataset_id)
     audit_event_record(
         actor_id=None,
         action="consent.withdrawal.followup",

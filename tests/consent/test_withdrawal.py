@@ -250,3 +250,26 @@ def test_another_donor_cannot_withdraw_my_consent(client, donor_consent):
 
     assert client.post(reverse("consent:withdraw", args=[donor_consent.pk])).status_code == 404
     assert Consent.objects.get(pk=donor_consent.pk).status == "active"
+
+
+def test_withdrawal_recomputes_the_consensus_without_the_donors_images(
+    django_capture_on_commit_callbacks, donor_user, donor_consent, volunteer
+):
+    from annotate.consensus import consensus_refit
+    from annotate.models import Consensus, ConsensusRun
+
+    mine = ImageFactory(consent=donor_consent)
+    other = ImageFactory(dataset=mine.dataset)
+    _label(mine, volunteer, "a1")
+    _label(other, volunteer, "a2")
+    consensus_refit(dataset_id=mine.dataset_id)
+    assert set(Consensus.objects.values_list("image_id", flat=True)) == {mine.pk, other.pk}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        consent_withdraw(
+            consent_id=donor_consent.pk, actor_id=donor_user.pk, channel="donor_online"
+        )
+
+    latest = ConsensusRun.objects.filter(dataset=mine.dataset).first()
+    assert (latest.kind, latest.n_images, latest.n_answers) == ("full", 1, 1)
+    assert list(Consensus.objects.values_list("image_id", flat=True)) == [other.pk]
