@@ -168,6 +168,11 @@ def consensus_refit(*, dataset_id: int) -> ConsensusRun:
     state_row.watermark = int(answers.annotation_ids.max()) if len(answers.annotation_ids) else 0
     state_row.labels_since_update = 0
     state_row.save(update_fields=["state", "watermark", "labels_since_update", "updated_at"])
+    # Images whose labels stopped counting (withdrawn, unusable) lose their consensus.
+    labelled = answers.image_ids[np.bincount(answers.tasks, minlength=len(answers.image_ids)) > 0]
+    Consensus.objects.filter(image__dataset=dataset).exclude(
+        image_id__in=labelled.tolist()
+    ).delete()
     return _write(
         dataset=dataset,
         kind=ConsensusRun.Kind.FULL,

@@ -460,20 +460,23 @@ def gold_mask_upload_to(instance: GoldMask, filename: str) -> str:
     return f"gold/{instance.image.dataset_id}/{instance.image.public_id.hex}-{filename}"
 
 
-class GoldMask(models.Model):
-    """The expert contour of a segmentation image (a clinician's decision): gold for contours."""
+class GoldMask(TimeStampedModel):
+    """Expert truth for a segmentation image: the source dataset's mask or a clinician's contour."""
+
+    class Source(models.TextChoices):
+        DATASET = "dataset", "Expert mask shipped with the source dataset"
+        CLINICIAN = "clinician", "Clinician decision in review"
 
     image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="gold_mask")
-    geometry = models.JSONField()
-    # 0/255 PNG at image resolution, rasterised with `ml.raster.polygon_to_mask`.
+    # 0/255 PNG at image resolution.
     mask = models.FileField(upload_to=gold_mask_upload_to)
-    decision = models.ForeignKey(
-        ReviewDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    updated_at = models.DateTimeField(auto_now=True)
+    # Outline(s) in image pixel coordinates: [[[x, y], ...], ...] (from ml.raster.mask_to_polygons).
+    polygons = models.JSONField(default=list)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    decided_by_id = models.BigIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"gold mask {self.image_id}"
+        return f"gold mask {self.image_id} ({self.source})"
 
 
 def export_upload_to(instance: Export, filename: str) -> str:

@@ -26,9 +26,9 @@ from PIL import ImageOps
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import user_grant_role
-from annotate.models import Image
+from annotate.models import Dataset, Image
 from annotate.services import CleanImage, dataset_ensure, image_create
-from consent.models import Consent, ConsentForm, Donor, Purpose
+from consent.models import Consent, ConsentForm, Donor, IntakeBatch, Purpose
 from consent.services import audit_event_record, donor_create
 
 logger = logging.getLogger(__name__)
@@ -273,3 +273,45 @@ def data_root() -> Path:
 
 def iter_sources() -> Iterator[DemoSource]:
     yield from SOURCES
+
+
+BRAIN_MR_FOLDER = "dicom_mr_brain_toshiba"
+BRAIN_MR_SERIES = 40
+
+
+def load_brain_mr_intake(*, data_dir: Path) -> int:
+    """Donate the 40-slice real brain MR series through the real intake pipeline.
+
+    One demo donor with a demo consent uploads the series into the unlabelled "Brain MR
+    anatomy" dataset (for contour practice and to show DICOM windowing); every slice goes
+    through `intake_batch_create` and the Celery task exactly like a donor's upload. Idempotent:
+    nothing happens once the dataset has an intake batch. Returns the number of files queued.
+    """
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from consent.services.intake import intake_batch_create
+
+    root = data_dir / "images" / BRAIN_MR_FOLDER
+    files = sorted(root.rglob("*.dcm"))
+    if len(files) != BRAIN_MR_SERIES:
+        raise FileNotFoundError(f"Expected {BRAIN_MR_SERIES} DICOM slices under {root}.")
+    dataset = dataset_ensure(
+        slug="brain-mr-anatomy",
+        name="Brain MR anatomy",
+        classes=[],
+        task=Dataset.Task.SEGMENTATION,
+        target_structure="Brain",
+        description="One real axial brain MR series (unlabelled), donated through intake.",
+        attribution=(root / "LICENSE_ATTRIBUTION.txt").read_text(),
+        licence="BSD-2-Clause",
+        modality="MR",
+    )
+    if IntakeBatch.objects.filter(dataset=dataset).exists():
+        return 0
+    consent = demo_donor_consent(demo_consent_form(), "brain-mr-toshiba")
+    uploads = [
+        SimpleUploadedFile(path.name, path.read_bytes(), content_type="application/dicom")
+        for path in files
+    ]
+    intake_batch_create(uploaded_by=None, consent=consent, dataset=dataset, files=uploads)
+    return len(uploads)

@@ -149,6 +149,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "annotate.tasks.consensus_refit_all_task",
         "schedule": env.int("CONSENSUS_REFIT_SECONDS", default=3600),
     },
+    "consents-expire": {"task": "consent.tasks.consents_expire_task", "schedule": 900},
 }
 
 # --- Auth ---------------------------------------------------------------------------------------

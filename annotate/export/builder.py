@@ -379,7 +379,7 @@ def build_archive(
 
 
 def _write_masks(archive: _Zip, n: int, row: ExportRow) -> dict:
-    gold = getattr(row.image, "gold_mask", None) if row.source == Source.CLINICIAN else None
+    gold = getattr(row.image, "gold_mask", None) if row.source != Source.CROWD else None
     consensus = getattr(row.image, "consensus_mask", None)
     data = _read(gold.mask) if gold is not None else _read(consensus.mask)
     archive.write(f"masks/{row.image.public_id}.png", data)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 
-from annotate.models import Dataset, Image, ReviewDecision, ReviewItem
-from consent.models import Consent, Purpose
+from annotate.models import Dataset, GoldMask, Image, ReviewDecision, ReviewItem
+from consent.models import Purpose
 
 # Images that still carry labels worth exporting (quarantined, unusable and withdrawn never do).
 EXPORTABLE_STATUSES = (Image.Status.ACTIVE, Image.Status.RETIRED)
@@ -24,27 +23,20 @@ class Source:
 def images_exportable(
     images: QuerySet[Image] | None = None, *, at: datetime | None = None
 ) -> QuerySet[Image]:
-    """Images whose donor's consent allows research export at time `at` (default now).
+    """Images of `images` (default: all) that a research export may include at time `at`.
 
-    The consent must be `active`, inside its validity period (`period_start <= at`, and
-    `period_end` empty or after `at`) and decide `"permit"` for `research_export`. Images in
-    a later snapshot also leave out anything a withdrawal has marked in an earlier export.
-
-    The consent app keeps its own `consent.selectors.image_queryset_exportable`; the two must
-    agree (the integrator reconciles them).
+    Consent is the consent app's rule (`consent.selectors.image_queryset_exportable`): the
+    image still has pixels (in play or retired) and its donor's consent is `active`, inside its
+    validity period at `at` and decides `"permit"` for `research_export`. On top of that, an
+    image that a withdrawal marked in an earlier export (`exports_mark_withdrawn`) never enters
+    a later snapshot, even before the consent record itself changes.
     """
-    at = at or timezone.now()
+    from consent.selectors import image_queryset_exportable
+
+    allowed = image_queryset_exportable(purpose=Purpose.RESEARCH_EXPORT, at=at)
     images = Image.objects.all() if images is None else images
-    key = f"consent__decisions__{Purpose.RESEARCH_EXPORT}"
-    return (
-        images.filter(
-            consent__status=Consent.Status.ACTIVE,
-            consent__period_start__lte=at,
-            **{key: "permit"},
-        )
-        .filter(Q(consent__period_end__isnull=True) | Q(consent__period_end__gt=at))
-        .exclude(status=Image.Status.WITHDRAWN)
-        .exclude(export_items__withdrawn_at__isnull=False)
+    return images.filter(pk__in=allowed.values("pk")).exclude(
+        export_items__withdrawn_at__isnull=False
     )
 
 
@@ -195,9 +187,8 @@ def _segmentation_row(image: Image, clinician: set[int]) -> ExportRow | None:
     n_labels = mask.n_contours if mask else 0
     n_players = mask.n_players if mask else 0
     if gold is not None:
-        return ExportRow(
-            image, "", 1.0, n_labels, n_players, Source.CLINICIAN, consent_form=_form(image)
-        )
+        source = Source.CLINICIAN if gold.source == GoldMask.Source.CLINICIAN else Source.GOLD
+        return ExportRow(image, "", 1.0, n_labels, n_players, source, consent_form=_form(image))
     if mask is None:
         return None
     return ExportRow(

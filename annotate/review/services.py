@@ -407,23 +407,27 @@ def _settle(*, item: ReviewItem, decision: ReviewDecision, user, now) -> None:  
 
 
 def _gold_mask_store(*, image: Image, decision: ReviewDecision) -> GoldMask:
+    """Store the decided contour (or the confirmed STAPLE mask) as the image's clinician gold."""
     from PIL import Image as PILImage
 
     from annotate.review.selectors import _read_mask
+    from ml.raster import mask_to_polygons
 
     if decision.geometry is not None:
-        geometry = decision.geometry
-        mask = _mask_of(geometry, image)
+        polygons = [decision.geometry["points"]]
+        mask = _mask_of(decision.geometry, image)
     else:  # confirmed the STAPLE consensus as it is
-        geometry = {"type": "consensus-mask"}
         mask = _read_mask(ConsensusMask.objects.get(image=image))
+        polygons = [ring.tolist() for ring in mask_to_polygons(mask)]
     out = io.BytesIO()
     PILImage.fromarray(mask.astype(np.uint8) * 255, mode="L").save(out, format="PNG")
     record = GoldMask.objects.filter(image=image).first() or GoldMask(image=image)
     if record.mask:
         old = record.mask
         transaction.on_commit(lambda name=old.name, storage=old.storage: storage.delete(name))
-    record.geometry, record.decision = geometry, decision
+    record.polygons = polygons
+    record.source = GoldMask.Source.CLINICIAN
+    record.decided_by_id = decision.clinician_id
     record.mask.save("gold.png", ContentFile(out.getvalue()), save=False)
     record.save()
     return record

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 from pydicom import dcmread
 from pydicom.pixels import pack_bits
 
-from consent.deid import dicom_io, raster
+from consent.deid import derivative, dicom_io, hashing, raster
 from consent.deid.dicom_deid import add_clean_pixel_code
 from consent.deid.errors import Rejected
+from consent.deid.limits import Limits
 from consent.deid.ocr import TextBox, redact_regions
 from consent.deid.sniff import sniff
+
+
+@dataclass(frozen=True, slots=True)
+class Rederived:
+    """Web derivative and hashes rebuilt from a stored image after redaction."""
+
+    derivative: derivative.Derivative
+    sha256: str
+    phash: str
 
 
 def redact_stored(data: bytes, boxes: Sequence[TextBox]) -> bytes:
@@ -55,3 +66,29 @@ def _redact_dicom(data: bytes, boxes: Sequence[TextBox]) -> bytes:
         ds.PixelData = np.ascontiguousarray(redacted, dtype=arr.dtype.newbyteorder("<")).tobytes()
     add_clean_pixel_code(ds)
     return dicom_io.write(ds)
+
+
+def derive_stored(data: bytes, *, limits: Limits | None = None) -> Rederived:
+    """Rebuild the web derivative, thumbnail and hashes of a stored (cleaned) image.
+
+    Uses the same windowing and encoding as intake (the middle frame of a DICOM), so a
+    redacted image looks exactly like one that arrived without text. ``sha256`` is over
+    ``data``; ``phash`` over the display image.
+    """
+    limits = limits or Limits()
+    kind = sniff(data)
+    if kind == "dicom":
+        ds = dicom_io.read(data, limits)
+        middle = int(ds.get("NumberOfFrames", 1) or 1) // 2
+        display = derivative.dicom_display(ds, dicom_io.frame(ds, middle), frame_index=middle)
+    elif kind in ("png", "jpeg"):
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            display = derivative.raster_display(image)
+    else:
+        raise Rejected("Only a stored image can be re-derived.", "unsupported_format")
+    return Rederived(
+        derivative=derivative.make_derivative(display, thumbnail_px=limits.thumbnail_px),
+        sha256=hashing.sha256_hex(data),
+        phash=hashing.phash(display),
+    )

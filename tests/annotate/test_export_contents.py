@@ -202,9 +202,9 @@ def test_consent_filter_keeps_only_active_permitting_consents(derm):
 
     ids = set(images_exportable(Image.objects.filter(dataset=dataset)).values_list("id", flat=True))
 
-    # The unlabelled image and the unusable one pass the consent filter; the builder then
-    # drops them for having no label or for their status.
-    assert len(ids) == 6
+    # The unlabelled image passes the consent filter; the builder drops it for having no label.
+    # The unusable one has no place in an export whatever its consent says.
+    assert len(ids) == 5
     assert {crowd.pk, gold.pk, decided.pk, weak.pk} <= ids
     assert not Image.objects.filter(pk__in=ids, consent__status="withdrawn").exists()
 
@@ -255,3 +255,27 @@ def test_segmentation_export_has_masks_probabilities_and_exact_coco(tmp_path):
         "image", "file", "mask", "probability", "confidence", "n_labels", "n_players", "source"
     ]  # fmt: skip
     assert rows[1][5:] == ["3", "3", "crowd"]
+
+
+def test_segmentation_gold_masks_export_as_gold_or_clinician():
+    from django.core.files.base import ContentFile
+
+    from annotate.models import GoldMask
+
+    dataset = dataset_with_classes("lesion", task=Dataset.Task.SEGMENTATION, slug="seg-gold")
+    shipped, decided = consented_image(dataset), consented_image(dataset)
+    mask = np.zeros((8, 8), dtype=np.uint8)
+    mask[2:5, 3:7] = 255
+    out = io.BytesIO()
+    PILImage.fromarray(mask, mode="L").save(out, format="PNG")
+    for image, source in ((shipped, "dataset"), (decided, "clinician")):
+        gold = GoldMask(image=image, source=source, polygons=[[[3, 2], [7, 2], [7, 5], [3, 5]]])
+        gold.mask.save("gold.png", ContentFile(out.getvalue()), save=False)
+        gold.save()
+
+    export, archive, _ = _build(dataset, gold_only=True)
+
+    assert list(export.items.values_list("source", flat=True)) == ["gold", "clinician"]
+    assert archive.read(f"masks/{shipped.public_id}.png") == out.getvalue()
+    annotation = json.loads(archive.read("coco/segmentation.json"))["annotations"][0]
+    assert (annotation["area"], annotation["bbox"]) == (12, [3.0, 2.0, 4.0, 3.0])

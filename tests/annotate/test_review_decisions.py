@@ -217,11 +217,9 @@ def test_edited_contour_becomes_the_gold_mask(clinician):
     )
 
     gold = GoldMask.objects.get(image=image)
-    assert gold.decision == decision
-    assert gold.geometry == {
-        "type": "polygon",
-        "points": [[1.0, 1.0], [7.0, 1.0], [7.0, 5.0], [1.0, 5.0]],
-    }
+    assert (gold.source, gold.decided_by_id) == ("clinician", clinician.pk)
+    assert gold.polygons == [[[1.0, 1.0], [7.0, 1.0], [7.0, 5.0], [1.0, 5.0]]]
+    assert decision.geometry["points"] == gold.polygons[0]
     stored = np.asarray(PILImage.open(gold.mask.open("rb"))) > 127
     assert (stored == polygon_to_mask(np.array(points), 8, 8)).all()
 

@@ -21,8 +21,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Per module: Playwright's sync API keeps an event loop running in this thread while it is
+    # open, which would break asyncio tests that pytest schedules on the same worker later.
     # Fail, never skip: the browser flows are part of what CI must prove.
     assert shutil.which(CHROMIUM) or Path(CHROMIUM).is_file(), (
         f"Chromium not found at {CHROMIUM}; scripts/bootstrap.sh dev installs Debian's chromium"

@@ -157,7 +157,7 @@ def test_contour_review_shows_outlines_and_probability_map(new_page, live_server
     page.goto(f"{live_server.url}/datasets/review/{item.pk}/")
     page.get_by_role("button", name="Review this item").click()
     page.get_by_test_id("decision-form").wait_for()
-    page.wait_for_function("document.querySelector(\"[data-viewer=status]\").value !== \"\"")
+    page.wait_for_function('document.querySelector("[data-viewer=status]").value !== ""')
     page.keyboard.press("x")  # edit the consensus contour
     handles = page.locator("#viewer circle.vertex")
     page.wait_for_timeout(500)
@@ -176,5 +176,6 @@ def test_contour_review_shows_outlines_and_probability_map(new_page, live_server
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.RESOLVED
     assert item.outcome["action"] == "contour"
-    assert image.gold_mask.geometry["type"] == "polygon"
+    assert image.gold_mask.source == "clinician"
+    assert len(image.gold_mask.polygons) == 1
     assert page.locator(".player-outlines polygon").count() == 0  # the queue page now

@@ -20,7 +20,8 @@ async def _connect(client=None, origin=b"http://127.0.0.1"):
         cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
         headers.append((b"cookie", cookie))
     communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
-    connected, code = await communicator.connect()
+    # Generous timeouts: a loaded CI machine is slow, and these are not timing assertions.
+    connected, code = await communicator.connect(timeout=20)
     return communicator, connected, code
 
 
@@ -61,7 +62,7 @@ async def test_broadcast_reaches_the_user_only_after_commit(logged_in_client, vo
     assert await communicator.receive_nothing(timeout=0.2)
     await sync_to_async(send_and_commit)()
 
-    assert await communicator.receive_json_from(timeout=5) == {"text": "+40 points"}
+    assert await communicator.receive_json_from(timeout=20) == {"text": "+40 points"}
     await communicator.disconnect()
 
 
@@ -71,5 +72,5 @@ async def test_client_messages_are_answered_not_acted_on(logged_in_client):
 
     await communicator.send_json_to({"type": "anything"})
 
-    assert (await communicator.receive_json_from(timeout=5))["type"] == "error"
+    assert (await communicator.receive_json_from(timeout=20))["type"] == "error"
     await communicator.disconnect()

@@ -14,7 +14,10 @@ class Command(BaseCommand):
             "--limit",
             type=int,
             default=settings.DEMO_IMAGES_PER_DATASET,
-            help="Images per dataset (class-stratified sample).",
+            help=(
+                "Images per dataset (class-stratified sample). With N >= 40 the 40-slice brain "
+                "MR series is also donated through the intake pipeline (a series is all or none)."
+            ),
         )
         parser.add_argument(
             "--accounts",
@@ -30,6 +33,9 @@ class Command(BaseCommand):
         for source in demo.iter_sources():
             added = demo.load_source(source, data_dir=data_dir, limit=limit)
             self.stdout.write(f"{source.name}: {added} images added")
+        if limit >= demo.BRAIN_MR_SERIES:
+            queued = demo.load_brain_mr_intake(data_dir=data_dir)
+            self.stdout.write(f"Brain MR anatomy: {queued} DICOM slices sent through intake")
         if settings.DEBUG or accounts:
             for username, role in demo.ensure_demo_accounts():
                 self.stdout.write(f"account {username} ({role}) password: {demo.DEMO_PASSWORD}")

@@ -1,4 +1,8 @@
-"""Writes for consent and the audit trail."""
+"""Writes for consent and the audit trail.
+
+This package keeps the audit and donor writes every app uses here; the rest is split by
+sub-domain: `consents` (forms, giving, revocation codes), `withdrawal`, `intake`, `review`.
+"""
 
 from __future__ import annotations
 
