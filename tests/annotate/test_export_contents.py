@@ -221,6 +221,7 @@ def test_versions_count_up_per_dataset(derm):
     assert elsewhere.counts["images"] == 0
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_segmentation_export_has_masks_probabilities_and_exact_coco(tmp_path):
     from pycocotools.coco import COCO
 
