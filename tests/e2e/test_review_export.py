@@ -1,10 +1,12 @@
-"""A clinician resolves a review item with the keyboard; a researcher exports and downloads."""
+"""A clinician resolves a review item with the keyboard; a researcher exports and downloads.
+
+Screenshots land in artifacts/; docs/screenshots/review-*.png are copies of them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -28,7 +30,6 @@ from tests.factories import user_with_role
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "correct horse battery"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def _lesion_png(size: int = 256, seed: int = 0) -> bytes:
@@ -56,11 +57,6 @@ def _log_in(page, base_url, user):
     page.get_by_label("Username").fill(user.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-
-
-def _keep(artifacts: Path, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(artifacts / name, SCREENSHOTS / name)
 
 
 def test_clinician_resolves_with_the_keyboard_and_researcher_downloads(
@@ -104,7 +100,6 @@ def test_clinician_resolves_with_the_keyboard_and_researcher_downloads(
     page.keyboard.press("2")  # the second class: melanoma
     assert page.get_by_label("Choose a label").is_checked()
     page.screenshot(path=str(artifacts / "review-item.png"), full_page=True)
-    _keep(artifacts, "review-item.png")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/datasets/review/")
     assert page.get_by_text("Decision saved: it is gold now.").is_visible()
@@ -122,7 +117,6 @@ def test_clinician_resolves_with_the_keyboard_and_researcher_downloads(
     download_link = page.get_by_role("link", name="Download")
     download_link.wait_for()
     page.screenshot(path=str(artifacts / "review-export.png"), full_page=True)
-    _keep(artifacts, "review-export.png")
     with page.expect_download() as info:
         download_link.click()
     path = info.value.path()
@@ -169,7 +163,6 @@ def test_contour_review_shows_outlines_and_probability_map(new_page, live_server
     page.mouse.move(box["x"] + 20, box["y"] + 10)
     page.mouse.up()
     page.screenshot(path=str(artifacts / "review-contour.png"), full_page=True)
-    _keep(artifacts, "review-contour.png")
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/datasets/review/")
 
