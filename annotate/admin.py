@@ -5,9 +5,12 @@ from annotate.models import (
     Consensus,
     ConsensusRun,
     Dataset,
+    Export,
+    GoldMask,
     Image,
     LabelClass,
     PlayerSkill,
+    ReviewDecision,
     ReviewItem,
 )
 
@@ -71,4 +74,27 @@ class PlayerSkillAdmin(admin.ModelAdmin):
 class ReviewItemAdmin(admin.ModelAdmin):
     list_display = ["image", "reason", "status", "priority", "created_at"]
     list_filter = ["reason", "status"]
+    raw_id_fields = ["image"]
+
+
+@admin.register(ReviewDecision)
+class ReviewDecisionAdmin(admin.ModelAdmin):
+    list_display = ["item", "clinician", "stage", "action", "created_at"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Export)
+class ExportAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "version", "status", "created_at"]
+    list_filter = ["dataset", "status"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(GoldMask)
+class GoldMaskAdmin(admin.ModelAdmin):
+    list_display = ["image", "source", "created_at"]
     raw_id_fields = ["image"]

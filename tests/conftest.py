@@ -20,6 +20,24 @@ def _fast_and_isolated(settings, tmp_path):
     settings.SECURE_SSL_REDIRECT = False
 
 
+@pytest.fixture(autouse=True)
+def _tasks_run_in_process(request):
+    """Run Celery tasks eagerly, also in the CI run that has a real worker.
+
+    The worker cannot see a test's uncommitted (or test-database) rows; only the tests marked
+    `services` exercise the real worker on purpose.
+    """
+    from tessera.celery import app
+
+    if request.node.get_closest_marker("services"):
+        yield
+        return
+    old = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = old
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

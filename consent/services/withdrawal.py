@@ -130,6 +130,18 @@ def consent_withdraw(*, consent_id: int, actor_id: int | None, channel: str) -> 
             details={"annotations": uncounted},
         )
 
+        # Past exports that hold these images are marked (their researchers are told); every
+        # later snapshot leaves them out.
+        from annotate.export import exports_mark_withdrawn
+
+        marked = exports_mark_withdrawn(image_ids=list(image_ids))
+        audit_event_record(
+            actor_id=actor_id,
+            action="consent.withdrawal.exports_marked",
+            target=consent,
+            details={"exports": len(marked)},
+        )
+
         items = IntakeItem.objects.select_for_update().filter(
             Q(image_id__in=image_ids) | Q(batch__consent=consent, status__in=_PENDING)
         )

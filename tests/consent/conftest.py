@@ -11,19 +11,9 @@ from django.core.cache import cache
 
 from accounts.roles import Role
 from consent.models import Purpose
-from tessera.celery import app as celery_app
 from tests.factories import ConsentFactory, ConsentFormFactory, DatasetFactory, user_with_role
 
 ALL_PURPOSES = [Purpose.ANNOTATION, Purpose.RESEARCH_EXPORT, Purpose.COMMERCIAL, Purpose.RECONTACT]
-
-
-@pytest.fixture(autouse=True)
-def eager_tasks():
-    old = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = old
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ import pydicom
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import F
 from django.urls import reverse
 
 from annotate.models import Image
@@ -32,7 +33,8 @@ def _run(django_capture_on_commit_callbacks, **kwargs) -> IntakeBatch:
 
 
 def _items(batch: IntakeBatch) -> list[IntakeItem]:
-    return list(batch.items.order_by("position", "parent_id", "id"))
+    # NULL parents (the archive itself) first on every database.
+    return list(batch.items.order_by("position", F("parent_id").asc(nulls_first=True), "id"))
 
 
 def test_real_dicom_and_jpeg_become_images_and_uploads_are_deleted(

@@ -10,7 +10,6 @@ from django.conf import settings
 
 from annotate.models import Image
 from consent.models import Consent, IntakeItem, Purpose
-from tessera.celery import app as celery_app
 from tests.factories import ConsentFormFactory, DatasetFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -19,13 +18,10 @@ PASSWORD = "a-long-unusual-pass-9"
 
 
 @pytest.fixture(autouse=True)
-def eager_tasks(settings):
-    # Intake runs in the live server's request thread (the CI's real worker cannot see test rows).
+def _no_ocr(settings):
+    # Intake runs eagerly in the live server's request thread (tests/conftest.py); OCR is
+    # tested in tests/consent/deid and would only slow this journey down.
     settings.INTAKE_OCR_ENABLED = False
-    old = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = old
 
 
 def _real_files() -> list[Path]:
