@@ -74,7 +74,8 @@ def _requirement(level: LevelConfig) -> str:
         parts.append(f"answer {level.unlock.min_gold_answers} checks")
     if level.unlock.min_accuracy:
         parts.append(f"with a proven accuracy of {level.unlock.min_accuracy:.0%}")
-    return " ".join(parts).capitalize()
+    text = " ".join(parts)
+    return text[:1].upper() + text[1:]
 
 
 def level_cards(*, player_id: int, dataset: Dataset) -> list[LevelCard]:
