@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def configure(db: str) -> None:
                 "psql",
                 url.rsplit("/", 1)[0] + "/postgres",
                 "-tAc",
-                f"SELECT 1 FROM pg_database WHERE datname='{name}'",
+                f"SELECT 1 FROM pg_database WHERE datname='{name}'",  # noqa: S608
             ],
             capture_output=True,
             text=True,
@@ -42,8 +43,9 @@ def configure(db: str) -> None:
         os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
     else:
         os.environ.pop("DATABASE_URL", None)
-        os.environ["TESSERA_VAR_DIR"] = "/tmp/tessera-bench-match3"
-        Path("/tmp/tessera-bench-match3").mkdir(exist_ok=True)
+        var = Path(tempfile.gettempdir()) / "tessera-bench-match3"
+        var.mkdir(exist_ok=True)
+        os.environ["TESSERA_VAR_DIR"] = str(var)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
 

@@ -61,9 +61,11 @@ def main() -> None:
                 [ServedImage(player=player, image_id=s.image_id, session=session) for s in picked]
             )
         timings.append((time.perf_counter() - start) * 1000)
-        assert len(picked) == args.count
+        if len(picked) != args.count:
+            raise SystemExit(f"only {len(picked)} images selected")
     served = ServedImage.objects.filter(player=player)
-    assert served.count() == served.values("image_id").distinct().count()
+    if served.count() != served.values("image_id").distinct().count():
+        raise SystemExit("an image was served twice")
     print(
         f"database: {connection.vendor}; images in dataset: {args.images}; "
         f"history: {args.history}; images per call: {args.count}; calls: {args.calls}"
