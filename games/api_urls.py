@@ -1,3 +1,17 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from games import apis
+
+urlpatterns = [
+    path("match3/sessions/", apis.Match3SessionStartApi.as_view(), name="api-match3-start"),
+    path(
+        "match3/sessions/<uuid:token>/",
+        apis.Match3SessionDetailApi.as_view(),
+        name="api-match3-session",
+    ),
+    path(
+        "match3/sessions/<uuid:token>/moves/",
+        apis.Match3MovesApi.as_view(),
+        name="api-match3-moves",
+    ),
+]

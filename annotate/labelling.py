@@ -1,0 +1,170 @@
+"""Label submission: store a batch of class labels exactly once, whatever the client retries.
+
+A client gives every label an idempotency key. ``Annotation`` has a unique constraint on
+``(player, idempotency_key)``, so the batch is written with one ``INSERT ... ON CONFLICT DO
+NOTHING`` (``bulk_create(ignore_conflicts=True)``) and then read back by key: a retried batch, or two
+retries racing each other, store each label once and both get the stored rows back. A key already
+used for a *different* image or class is a client bug and is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from annotate.models import Annotation, Image
+from tessera.errors import ApplicationError, Conflict, NotPermitted
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+MAX_KEY_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class LabelInput:
+    """One label to store. ``counted=False`` stores it flagged (e.g. answered too fast)."""
+
+    idempotency_key: str
+    image_id: int
+    label_class_id: int
+    response_ms: int
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class StoredLabel:
+    """A label as stored; ``created`` is False when an earlier submission had stored it."""
+
+    idempotency_key: str
+    annotation_id: int
+    image_id: int
+    label_class_id: int
+    response_ms: int | None
+    is_counted: bool
+    created: bool
+
+
+def _check_inputs(labels: Sequence[LabelInput]) -> None:
+    if len(labels) > MAX_BATCH:
+        raise ApplicationError(f"At most {MAX_BATCH} labels per batch.")
+    keys = [label.idempotency_key for label in labels]
+    if len(set(keys)) != len(keys):
+        raise ApplicationError("Each label in a batch needs its own idempotency key.")
+    for label in labels:
+        if not 0 < len(label.idempotency_key) <= MAX_KEY_LENGTH:
+            raise ApplicationError(f"Idempotency keys have 1 to {MAX_KEY_LENGTH} characters.")
+        if label.response_ms < 0:
+            raise ApplicationError("Response times are never negative.")
+
+
+def labels_submit(
+    *,
+    player_id: int,
+    labels: Sequence[LabelInput],
+    source: str,
+    allowed_image_ids: frozenset[int],
+) -> list[StoredLabel]:
+    """Store a batch of labels once each and return every label of the batch as stored.
+
+    Parameters
+    ----------
+    player_id : int
+        The player giving the labels.
+    labels : sequence of LabelInput
+        The batch (at most ``MAX_BATCH``), each with its own idempotency key.
+    source : str
+        ``Annotation.Source`` of the game.
+    allowed_image_ids : frozenset of int
+        Images this player was served in this session (the caller's access rule).
+
+    Returns
+    -------
+    list of StoredLabel
+        In the batch's order; labels stored by an earlier submission come back with
+        ``created=False`` and are not checked again (the first submission was).
+
+    Raises
+    ------
+    NotPermitted
+        A label for an image that was not served to this player in this session.
+    Conflict
+        A label for an image that is no longer in play (withdrawn by its donor, retired...), or an
+        idempotency key reused for a different label. Nothing of the batch is stored.
+    """
+    _check_inputs(labels)
+    keys = [label.idempotency_key for label in labels]
+    with transaction.atomic():
+        before = set(
+            Annotation.objects.filter(player_id=player_id, idempotency_key__in=keys).values_list(
+                "idempotency_key", flat=True
+            )
+        )
+        new = [label for label in labels if label.idempotency_key not in before]
+        _check_access(new, allowed_image_ids)
+        Annotation.objects.bulk_create(
+            [
+                Annotation(
+                    image_id=label.image_id,
+                    player_id=player_id,
+                    label_class_id=label.label_class_id,
+                    source=source,
+                    idempotency_key=label.idempotency_key,
+                    response_ms=label.response_ms,
+                    is_counted=label.counted,
+                )
+                for label in new
+            ],
+            ignore_conflicts=True,
+        )
+        stored = {
+            a.idempotency_key: a
+            for a in Annotation.objects.filter(player_id=player_id, idempotency_key__in=keys)
+        }
+        result = []
+        for label in labels:
+            row = stored[label.idempotency_key]
+            if (row.image_id, row.label_class_id) != (label.image_id, label.label_class_id):
+                raise Conflict(
+                    "This idempotency key was already used for another label.",
+                    extra={"key": label.idempotency_key},
+                )
+            result.append(
+                StoredLabel(
+                    idempotency_key=label.idempotency_key,
+                    annotation_id=row.pk,
+                    image_id=row.image_id,
+                    label_class_id=row.label_class_id,  # type: ignore[arg-type]
+                    response_ms=row.response_ms,
+                    is_counted=row.is_counted,
+                    created=label.idempotency_key not in before,
+                )
+            )
+    return result
+
+
+def _check_access(labels: Sequence[LabelInput], allowed_image_ids: frozenset[int]) -> None:
+    if not labels:
+        return
+    image_ids = {label.image_id for label in labels}
+    if not image_ids <= allowed_image_ids:
+        raise NotPermitted("You can only label images you were given in this game.")
+    not_in_play = dict(
+        Image.objects.filter(pk__in=image_ids)
+        .exclude(status=Image.Status.ACTIVE)
+        .values_list("public_id", "status")
+    )
+    if not_in_play:
+        public_id, status = next(iter(not_in_play.items()))
+        reason = (
+            "was withdrawn by its donor"
+            if status == Image.Status.WITHDRAWN
+            else "is no longer in play"
+        )
+        raise Conflict(
+            f"This image {reason}; its label cannot be accepted.",
+            extra={"image": str(public_id), "status": status},
+        )

@@ -1,0 +1,81 @@
+"""Next-images selection latency with 100,000 images (annotate.selection.next_images_select).
+
+Each call selects 20 images (a refill) for a player who has already been served ``--history``
+images, with the adaptive gold mix, and records them as served (like the game does).
+
+    python bench/selection_next.py --db sqlite
+    python bench/selection_next.py --db postgres   # DATABASE_URL or the local tessera_bench_match3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from match3_setup import big_dataset, configure, percentile
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--history", type=int, default=2_000)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--count", type=int, default=20)
+    args = parser.parse_args()
+    configure(args.db)
+
+    import numpy as np
+    from django.db import connection, transaction
+
+    from accounts.models import User
+    from annotate.selection import next_images_select
+    from games.models import GameSession, ServedImage
+
+    dataset = big_dataset("bench-selection", args.images)
+    player = User.objects.create(username=f"bench-{time.time_ns()}")
+    session = GameSession.objects.create(player=player, dataset=dataset, level_id="bench", state={})
+    rng = np.random.default_rng(0)
+    # History: the player has already been served this many images.
+    first = next_images_select(
+        player_id=player.pk, dataset=dataset, count=args.history, gold_rate=0.3, rng=rng
+    )
+    ServedImage.objects.bulk_create(
+        [ServedImage(player=player, image_id=s.image_id, session=session) for s in first]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+    timings = []
+    for _ in range(args.calls):
+        start = time.perf_counter()
+        with transaction.atomic():
+            picked = next_images_select(
+                player_id=player.pk,
+                dataset=dataset,
+                count=args.count,
+                gold_rate=0.3,
+                rng=rng,
+                exclude_image_ids=[1, 2, 3],
+            )
+            ServedImage.objects.bulk_create(
+                [ServedImage(player=player, image_id=s.image_id, session=session) for s in picked]
+            )
+        timings.append((time.perf_counter() - start) * 1000)
+        if len(picked) != args.count:
+            raise SystemExit(f"only {len(picked)} images selected")
+    served = ServedImage.objects.filter(player=player)
+    if served.count() != served.values("image_id").distinct().count():
+        raise SystemExit("an image was served twice")
+    print(
+        f"database: {connection.vendor}; images in dataset: {args.images}; "
+        f"history: {args.history}; images per call: {args.count}; calls: {args.calls}"
+    )
+    print(
+        f"selection + served record, ms: p50 {percentile(timings, 50):.2f}  "
+        f"p95 {percentile(timings, 95):.2f}  p99 {percentile(timings, 99):.2f}  "
+        f"max {max(timings):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

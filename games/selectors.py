@@ -1,0 +1,180 @@
+"""Reads for the games: a player's skill and levels, leaderboards by league, badges."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from annotate.models import Dataset
+from games.engine import progression
+from games.engine.match3 import LevelConfig
+from games.levels import LEVEL_TITLES, dataset_levels, reference_images
+from games.models import GameSession, PlayerBadge, PlayerDatasetStats, PlayerStats, ScoreDay
+from tessera.errors import NotPermitted
+
+
+def player_dataset_metrics(*, player_id: int, dataset: Dataset) -> progression.SkillMetrics:
+    """What is known about this player's reliability on ``dataset``."""
+    n_classes = max(2, len(dataset.classes.all()))
+    row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset=dataset).first()
+    if row is None:
+        return progression.SkillMetrics(n_classes=n_classes)
+    return progression.SkillMetrics(
+        gold_answers=row.gold_answers,
+        gold_correct=row.gold_correct,
+        labels=row.labels,
+        too_fast=row.too_fast,
+        n_classes=n_classes,
+        ds_accuracy=row.ds_accuracy,
+    )
+
+
+def completed_levels(*, player_id: int, dataset: Dataset) -> frozenset[str]:
+    row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset=dataset).first()
+    return frozenset(row.completed_levels) if row else frozenset()
+
+
+def dataset_for_play(*, slug: str) -> Dataset:
+    """An active classification dataset with 2 to 8 classes, or ``NotPermitted``."""
+    dataset = (
+        Dataset.objects.filter(slug=slug, is_active=True, task=Dataset.Task.CLASSIFICATION)
+        .prefetch_related("classes")
+        .first()
+    )
+    if dataset is None or not 2 <= len(dataset.classes.all()) <= 8:
+        raise NotPermitted("No such game.")
+    return dataset
+
+
+def levels_for_dataset(*, dataset: Dataset) -> tuple[LevelConfig, ...]:
+    return dataset_levels(
+        class_names=[c.name for c in dataset.classes.all()],
+        reference_images=reference_images(dataset=dataset),
+    )
+
+
+@dataclass(frozen=True)
+class LevelCard:
+    level: LevelConfig
+    title: str
+    unlocked: bool
+    completed: bool
+    in_progress: bool
+    requirement: str
+
+
+def _requirement(level: LevelConfig) -> str:
+    parts = []
+    if level.unlock.requires:
+        parts.append("finish " + ", ".join(LEVEL_TITLES.get(r, r) for r in level.unlock.requires))
+    if level.unlock.min_gold_answers:
+        parts.append(f"answer {level.unlock.min_gold_answers} checks")
+    if level.unlock.min_accuracy:
+        parts.append(f"with a proven accuracy of {level.unlock.min_accuracy:.0%}")
+    text = " ".join(parts)
+    return text[:1].upper() + text[1:]
+
+
+def level_cards(*, player_id: int, dataset: Dataset) -> list[LevelCard]:
+    """Every level of the dataset with whether this player may play it."""
+    levels = levels_for_dataset(dataset=dataset)
+    metrics = player_dataset_metrics(player_id=player_id, dataset=dataset)
+    done = completed_levels(player_id=player_id, dataset=dataset)
+    open_ids = set(progression.unlocked_levels(levels, metrics, done))
+    playing = set(
+        GameSession.objects.filter(
+            player_id=player_id, dataset=dataset, status=GameSession.Status.PLAYING
+        ).values_list("level_id", flat=True)
+    )
+    return [
+        LevelCard(
+            level=lv,
+            title=LEVEL_TITLES.get(lv.level_id, lv.level_id),
+            unlocked=lv.level_id in open_ids,
+            completed=lv.level_id in done,
+            in_progress=lv.level_id in playing,
+            requirement=_requirement(lv),
+        )
+        for lv in levels
+    ]
+
+
+PERIODS = ("daily", "weekly", "all-time")
+
+
+def _period_start(period: str, today: dt.date) -> dt.date | None:
+    if period == "daily":
+        return today
+    if period == "weekly":
+        return today - dt.timedelta(days=today.weekday())  # ISO week, Monday first
+    return None
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    rank: int
+    player_id: int
+    name: str
+    points: int
+    is_me: bool
+
+
+def leaderboard(
+    *, player_id: int, period: str, limit: int = 20
+) -> tuple[str, list[LeaderboardRow]]:
+    """The player's league and its top ``limit`` players for ``period`` (daily/weekly/all-time).
+
+    Players are compared only with players of the same league (similar measured skill), so a
+    newcomer is never ranked against the all-time best.
+    """
+    if period not in PERIODS:
+        raise NotPermitted("Unknown leaderboard period.")
+    stats = PlayerStats.objects.filter(player_id=player_id).first()
+    league = stats.league if stats else progression.LEAGUES[0]
+    rows = ScoreDay.objects.filter(player__game_stats__league=league)
+    start = _period_start(period, timezone.now().date())
+    if start is not None:
+        rows = rows.filter(day__gte=start)
+    top = (
+        rows.values("player_id", "player__display_name", "player__username")
+        .annotate(total=Sum("points"))
+        .filter(total__gt=0)
+        .order_by("-total", "player_id")[:limit]
+    )
+    return league, [
+        LeaderboardRow(
+            rank=rank,
+            player_id=r["player_id"],
+            name=r["player__display_name"] or r["player__username"],
+            points=r["total"],
+            is_me=r["player_id"] == player_id,
+        )
+        for rank, r in enumerate(top, start=1)
+    ]
+
+
+@dataclass(frozen=True)
+class BadgeCard:
+    badge_id: str
+    title: str
+    description: str
+    earned_at: dt.datetime | None
+
+
+def badge_cards(*, player_id: int) -> list[BadgeCard]:
+    earned = dict(
+        PlayerBadge.objects.filter(player_id=player_id).values_list("badge_id", "earned_at")
+    )
+    return [
+        BadgeCard(rule.badge_id, rule.title, rule.description, earned.get(rule.badge_id))
+        for rule in progression.BADGES
+    ]
+
+
+def player_stats(*, player_id: int) -> PlayerStats:
+    return PlayerStats.objects.filter(player_id=player_id).first() or PlayerStats(
+        player_id=player_id
+    )
