@@ -396,17 +396,18 @@ def _write(
     touched_workers = np.unique(answers.workers[np.isin(answers.tasks, touched_tasks)])
     if len(touched_workers):
         _write_skills(dataset, answers, result, player_skill(result), touched_workers)
-    retired, opened = _retire(dataset, [int(answers.image_ids[t]) for t in touched])
-    run.n_retired, run.n_review_opened, run.finished_at = retired, opened, timezone.now()
-    run.save(update_fields=["n_retired", "n_review_opened", "finished_at"])
+    settled, uncertain = _retire(dataset, [int(answers.image_ids[t]) for t in touched])
+    run.n_retired, run.n_review_opened = len(settled) + len(uncertain), len(uncertain)
+    run.settled_image_ids, run.finished_at = settled, timezone.now()
+    run.save(update_fields=["n_retired", "n_review_opened", "settled_image_ids", "finished_at"])
     logger.info(
         "consensus %s %s: %s answers, %s images written, %s retired, %s to review",
         dataset.slug,
         kind,
         len(answers.tasks),
         len(rows),
-        retired,
-        opened,
+        run.n_retired,
+        run.n_review_opened,
     )
     return run
 
@@ -494,10 +495,11 @@ def _write_skills(dataset: Dataset, answers: Answers, result, skill, workers) ->
     )
 
 
-def _retire(dataset: Dataset, image_ids: list[int]) -> tuple[int, int]:
+def _retire(dataset: Dataset, image_ids: list[int]) -> tuple[list[int], list[int]]:
     """Stop serving settled images; send the ones still uncertain at the label limit to review.
 
-    Gold images stay in play: they are what scores players.
+    Gold images stay in play: they are what scores players. Returns the ids retired with a
+    confident consensus and those retired uncertain (now waiting for a clinician).
     """
     candidates = Consensus.objects.filter(
         image_id__in=image_ids, image__status=Image.Status.ACTIVE, image__gold_class__isnull=True
@@ -510,7 +512,7 @@ def _retire(dataset: Dataset, image_ids: list[int]) -> tuple[int, int]:
         candidates.filter(confident | at_limit).values_list("image_id", "confidence", "n_labels")
     )
     if not settle:
-        return 0, 0
+        return [], []
     Image.objects.filter(id__in=[s[0] for s in settle]).update(
         status=Image.Status.RETIRED, updated_at=timezone.now()
     )
@@ -527,7 +529,7 @@ def _retire(dataset: Dataset, image_ids: list[int]) -> tuple[int, int]:
         ],
         ignore_conflicts=True,
     )
-    return len(settle), len(uncertain)
+    return [s[0] for s in settle if s[1] >= dataset.retire_confidence], [s[0] for s in uncertain]
 
 
 # --- incremental state persistence ----------------------------------------------------------------
@@ -671,3 +673,26 @@ def consensus_mask_update(*, image_id: int) -> ConsensusMask | None:
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     total = int(a.sum()) + int(b.sum())
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+def consensus_settle_points(*, run: ConsensusRun) -> int:
+    """Pay the delayed points of the images `run` settled; returns how many images paid out.
+
+    Each label is paid at most once (games.scoring keeps one award per annotation), so a
+    retried task pays nothing twice.
+    """
+    from games.scoring import delayed_points_award
+
+    codes = list(run.dataset.classes.order_by("order").values_list("code", flat=True))
+    rows = Consensus.objects.filter(image_id__in=run.settled_image_ids).select_related(
+        "label_class"
+    )
+    paid = 0
+    for row in rows:
+        awarded = delayed_points_award(
+            image_id=row.image_id,
+            posterior=[row.posterior.get(code, 0.0) for code in codes],
+            consensus_label=row.label_class.name,
+        )
+        paid += bool(awarded)
+    return paid

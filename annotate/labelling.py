@@ -10,6 +10,7 @@ used for a *different* image or class is a client bug and is refused.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -143,7 +144,26 @@ def labels_submit(
                     created=label.idempotency_key not in before,
                 )
             )
+        _count_for_consensus(result)
     return result
+
+
+def _count_for_consensus(result: Sequence[StoredLabel]) -> None:
+    """Tell consensus about the new counted labels, per dataset, once they are committed.
+
+    After commit, so that the counter's row lock never serialises concurrent submissions.
+    """
+    from annotate.consensus import consensus_labels_added
+
+    new_images = [r.image_id for r in result if r.created and r.is_counted]
+    if not new_images:
+        return
+    dataset_of = dict(Image.objects.filter(id__in=set(new_images)).values_list("id", "dataset_id"))
+    per_dataset = Counter(dataset_of[image_id] for image_id in new_images)
+    for dataset_id, n in per_dataset.items():
+        transaction.on_commit(
+            lambda dataset_id=dataset_id, n=n: consensus_labels_added(dataset_id=dataset_id, n=n)
+        )
 
 
 def _check_access(labels: Sequence[LabelInput], allowed_image_ids: frozenset[int]) -> None:

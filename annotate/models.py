@@ -226,6 +226,8 @@ class ConsensusRun(models.Model):
     log_likelihood = models.FloatField(null=True, blank=True)
     n_retired = models.PositiveIntegerField(default=0)
     n_review_opened = models.PositiveIntegerField(default=0)
+    # Images this run retired with a confident consensus: their players' delayed points are due.
+    settled_image_ids = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
 

@@ -10,14 +10,18 @@ from annotate.models import Dataset
 
 @shared_task(acks_late=True)
 def consensus_update_task(dataset_id: int) -> int:
-    """Incremental update after new labels; returns the ConsensusRun id."""
-    return consensus.consensus_update(dataset_id=dataset_id).pk
+    """Incremental update after new labels, then the delayed points it settled; returns the run id."""
+    run = consensus.consensus_update(dataset_id=dataset_id)
+    consensus.consensus_settle_points(run=run)
+    return run.pk
 
 
 @shared_task(acks_late=True)
 def consensus_refit_task(dataset_id: int) -> int:
-    """Full refit of one dataset; returns the ConsensusRun id."""
-    return consensus.consensus_refit(dataset_id=dataset_id).pk
+    """Full refit of one dataset, then the delayed points it settled; returns the run id."""
+    run = consensus.consensus_refit(dataset_id=dataset_id)
+    consensus.consensus_settle_points(run=run)
+    return run.pk
 
 
 @shared_task

@@ -95,11 +95,15 @@ def main() -> None:
         t.join()
     wall = time.perf_counter() - began
     labels = Annotation.objects.count() - before
-    print(f"database: {connection.vendor}; threads: {args.threads}; batch: {args.batch} judgements; "
-          f"wall: {wall:.1f} s; requests: {requests[0]}; labels stored: {labels}")
-    print(f"labels/s: {labels / wall:.0f}; requests/s: {requests[0] / wall:.1f}; "
-          f"latency per batch ms: p50 {percentile(latencies, 50):.1f}  "
-          f"p95 {percentile(latencies, 95):.1f}  p99 {percentile(latencies, 99):.1f}")
+    print(
+        f"database: {connection.vendor}; threads: {args.threads}; batch: {args.batch} judgements; "
+        f"wall: {wall:.1f} s; requests: {requests[0]}; labels stored: {labels}"
+    )
+    print(
+        f"labels/s: {labels / wall:.0f}; requests/s: {requests[0] / wall:.1f}; "
+        f"latency per batch ms: p50 {percentile(latencies, 50):.1f}  "
+        f"p95 {percentile(latencies, 95):.1f}  p99 {percentile(latencies, 99):.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -108,8 +108,6 @@ class PlayerDatasetStats(models.Model):
     labels = models.PositiveIntegerField(default=0)
     too_fast = models.PositiveIntegerField(default=0)
     completed_levels = models.JSONField(default=list)
-    # Set by the consensus engine when it has a Dawid-Skene accuracy for this player.
-    ds_accuracy = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [

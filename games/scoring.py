@@ -139,7 +139,11 @@ def stats_record_moves(*, player_id: int, dataset_id: int, tally: MoveTally) -> 
 
 
 def delayed_points_award(
-    *, image_id: int, posterior: Sequence[float], consensus_label: str = ""
+    *,
+    image_id: int,
+    posterior: Sequence[float],
+    consensus_label: str = "",
+    newly_gold: bool = False,
 ) -> dict[int, int]:
     """Pay the players of a non-gold image once consensus settled on it; notify each of them.
 
@@ -157,6 +161,9 @@ def delayed_points_award(
         Consensus probability of each of the dataset's K classes, in class order.
     consensus_label : str
         Optional name of the consensus class, for the notification text.
+    newly_gold : bool
+        The image has just become gold by a clinician's decision: its earlier labels were not
+        scored as gold when they were given, so they are paid now like any settled label.
 
     Returns
     -------
@@ -176,7 +183,7 @@ def delayed_points_award(
             )
         if abs(sum(posterior) - 1.0) > 1e-6:
             raise ApplicationError("The posterior must sum to 1.")
-        if image.gold_class_id is not None:
+        if image.gold_class_id is not None and not newly_gold:
             return {}  # gold labels were scored when they were given
         index_of = {pk: k for k, pk in enumerate(class_ids)}
         base = match3.Scoring().delayed_base

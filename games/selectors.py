@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Sum
 from django.utils import timezone
 
-from annotate.models import Dataset
+from annotate.models import Dataset, PlayerSkill
 from games.engine import progression
 from games.engine.match3 import LevelConfig
 from games.levels import LEVEL_TITLES, dataset_levels, reference_images
@@ -19,16 +19,22 @@ from tessera.errors import NotPermitted
 def player_dataset_metrics(*, player_id: int, dataset: Dataset) -> progression.SkillMetrics:
     """What is known about this player's reliability on ``dataset``."""
     n_classes = max(2, len(dataset.classes.all()))
+    # The Dawid–Skene accuracy is the consensus model's own (annotate.PlayerSkill).
+    ds_accuracy = (
+        PlayerSkill.objects.filter(player_id=player_id, dataset=dataset)
+        .values_list("accuracy", flat=True)
+        .first()
+    )
     row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset=dataset).first()
     if row is None:
-        return progression.SkillMetrics(n_classes=n_classes)
+        return progression.SkillMetrics(n_classes=n_classes, ds_accuracy=ds_accuracy)
     return progression.SkillMetrics(
         gold_answers=row.gold_answers,
         gold_correct=row.gold_correct,
         labels=row.labels,
         too_fast=row.too_fast,
         n_classes=n_classes,
-        ds_accuracy=row.ds_accuracy,
+        ds_accuracy=ds_accuracy,
     )
 
 

@@ -437,11 +437,24 @@ def on_decision_settled(image_id: int) -> None:
     """Hook after a clinician's final decision on an image.
 
     Gold (or the image's usability) changed, so consensus needs a full refit: it clamps the new
-    gold and rescales every player's skill. The integrator wires the players' delayed points
-    (`games.services.delayed_points_award`) here as well.
+    gold and rescales every player's skill. Players whose earlier answers the decision settles
+    get their delayed points, scored against the clinician's class (after commit).
     """
     from annotate.consensus import consensus_invalidate
+    from games.scoring import delayed_points_award
 
-    image = Image.objects.select_related("dataset").get(pk=image_id)
-    if image.dataset.task == Dataset.Task.CLASSIFICATION:
-        consensus_invalidate(dataset_id=image.dataset_id)
+    image = Image.objects.select_related("dataset", "gold_class").get(pk=image_id)
+    if image.dataset.task != Dataset.Task.CLASSIFICATION:
+        return
+    consensus_invalidate(dataset_id=image.dataset_id)
+    if image.gold_class is not None:
+        codes = list(image.dataset.classes.order_by("order").values_list("code", flat=True))
+        posterior = [1.0 if code == image.gold_class.code else 0.0 for code in codes]
+        transaction.on_commit(
+            lambda: delayed_points_award(
+                image_id=image_id,
+                posterior=posterior,
+                consensus_label=image.gold_class.name,
+                newly_gold=True,
+            )
+        )

@@ -93,6 +93,7 @@ def test_withdrawal_removes_images_from_serving_labelling_and_export(
         "consent.withdrawn",
         "consent.withdrawal.images_removed",
         "consent.withdrawal.labels_uncounted",
+        "consent.withdrawal.exports_marked",
         "consent.withdrawal.intake_closed",
         "consent.withdrawal.files_deleted",
         "consent.withdrawal.followup",
