@@ -566,3 +566,67 @@ class ExportItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.export_id}: {self.public_id}"
+
+
+def model_upload_to(instance: ModelVersion, filename: str) -> str:
+    return f"models/{instance.dataset_id}/v{instance.version}-{filename}"
+
+
+class ModelVersion(models.Model):
+    """One trained classifier of a dataset, with the metrics it earned on held-out gold.
+
+    Versions are immutable once ready; a new training warm-starts from the latest ready one.
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="model_versions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
+    file = models.FileField(upload_to=model_upload_to, blank=True)
+    # Consensus labels the model learnt from (the x axis of the learning curve).
+    n_train = models.PositiveIntegerField(default=0)
+    n_labels = models.PositiveIntegerField(
+        default=0, help_text="Crowd labels behind that consensus."
+    )
+    # {"gold_accuracy", "ece", "nll", "n_gold_test", "n_gold_calibration", "temperature", ...}
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="modelversion_unique"),
+            # One training at a time per dataset.
+            models.UniqueConstraint(
+                fields=["dataset"], condition=Q(status="training"), name="modelversion_one_training"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug} model v{self.version} ({self.status})"
+
+
+class ImagePriority(models.Model):
+    """Active-learning priority of an image and the model's opinion on it.
+
+    The next-images selector orders by `priority`; clinicians see `model_posterior` in review.
+    Players never see the model's opinion (no anchoring).
+    """
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE)
+    priority = models.FloatField(db_index=True)
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    # {class code: probability}, calibrated.
+    model_posterior = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"priority {self.image_id}: {self.priority:.3f}"

@@ -129,3 +129,29 @@ def dataset_consensus_summary(*, dataset: Dataset) -> ConsensusSummary:
         n_players=skills["n"],
         n_flagged_players=skills["flagged"],
     )
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """Gold accuracy of each ready model version against the crowd labels behind it."""
+
+    points: list[tuple[int, float, int]]  # (labels, accuracy, version)
+    svg_points: str  # "x,y x,y" in a 400x160 box
+    max_labels: int
+
+
+def dataset_models_for_viewer(*, user, dataset: Dataset):  # type: ignore[no-untyped-def]
+    """The dataset's model versions (newest first) and its learning curve, for researchers and admins."""
+    from annotate.models import ModelVersion
+
+    if not access_has_role(user, Role.RESEARCHER, Role.ADMIN):
+        raise NotPermitted("Only researchers and admins see the models.")
+    versions = list(ModelVersion.objects.filter(dataset=dataset).order_by("-version"))
+    ready = [
+        (v.n_labels, v.metrics.get("gold_accuracy"), v.version)
+        for v in reversed(versions)
+        if v.status == ModelVersion.Status.READY and v.metrics.get("gold_accuracy") is not None
+    ]
+    top = max([p[0] for p in ready], default=0) or 1
+    svg = " ".join(f"{20 + 370 * n / top:.1f},{150 - 140 * acc:.1f}" for n, acc, _ in ready)
+    return versions, LearningCurve(points=ready, svg_points=svg, max_labels=top)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
 
-from annotate import consensus
+from celery import shared_task
+from django.conf import settings
+
+from annotate import consensus, learning
 from annotate.models import Dataset
+from tessera.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+def _train_if_due(dataset_id: int) -> None:
+    if settings.ACTIVE_LEARNING_AUTOTRAIN and learning.model_training_due(dataset_id=dataset_id):
+        model_train_task.delay(dataset_id)
 
 
 @shared_task(acks_late=True)
@@ -13,6 +24,7 @@ def consensus_update_task(dataset_id: int) -> int:
     """Incremental update after new labels, then the delayed points it settled; returns the run id."""
     run = consensus.consensus_update(dataset_id=dataset_id)
     consensus.consensus_settle_points(run=run)
+    _train_if_due(dataset_id)
     return run.pk
 
 
@@ -21,6 +33,7 @@ def consensus_refit_task(dataset_id: int) -> int:
     """Full refit of one dataset, then the delayed points it settled; returns the run id."""
     run = consensus.consensus_refit(dataset_id=dataset_id)
     consensus.consensus_settle_points(run=run)
+    _train_if_due(dataset_id)
     return run.pk
 
 
@@ -45,3 +58,32 @@ def export_build_task(export_id: int) -> str:
     from annotate.export import export_build
 
     return export_build(export_id=export_id).status
+
+
+@shared_task(acks_late=True)
+def model_train_task(dataset_id: int) -> int | None:
+    """Train, calibrate and measure a new model version, then store every image's priority.
+
+    Returns the version id, or None when there is not enough to learn from or another
+    training of the dataset is running (both recorded, neither an error for the worker).
+    """
+    try:
+        return learning.model_train(dataset_id=dataset_id).pk
+    except ApplicationError as exc:
+        logger.info("model training of dataset %s skipped: %s", dataset_id, exc.message)
+        return None
+
+
+@shared_task
+def model_train_due_all_task() -> list[int]:
+    """Scheduled: queue a training for every active dataset whose consensus has grown."""
+    due = [
+        pk
+        for pk in Dataset.objects.filter(
+            is_active=True, task=Dataset.Task.CLASSIFICATION
+        ).values_list("id", flat=True)
+        if learning.model_training_due(dataset_id=pk)
+    ]
+    for dataset_id in due:
+        model_train_task.delay(dataset_id)
+    return due

@@ -22,4 +22,6 @@ urlpatterns = [
     ),
     path("exports/", views.export_page, name="export-list"),
     path("<slug:slug>/", views.dataset_detail, name="dataset-detail"),
+    path("<slug:slug>/model/", views.dataset_model, name="dataset-model"),
+    path("<slug:slug>/model/train/", views.dataset_model_train, name="dataset-model-train"),
 ]

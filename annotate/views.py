@@ -16,6 +16,8 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 from PIL import Image as PILImage
 
+from accounts.access import access_has_role, access_require_role
+from accounts.roles import Role
 from annotate.export import ExportFilters, export_request
 from annotate.export.selectors import (
     export_datasets_for_user,
@@ -40,6 +42,7 @@ from annotate.selectors import (
     dataset_consensus_summary,
     dataset_get_for_viewer,
     dataset_list_for_viewer,
+    dataset_models_for_viewer,
     image_get_for_viewing,
 )
 from tessera.errors import ApplicationError, Conflict, NotPermitted
@@ -319,3 +322,39 @@ def _export_create(request, datasets):  # type: ignore[no-untyped-def]
         return redirect("annotate:export-list")
     messages.success(request, f"Export v{export.version} of {dataset.name} requested.")
     return redirect("annotate:export-list")
+
+
+@login_required
+def dataset_model(request, slug: str):
+    try:
+        dataset = dataset_get_for_viewer(user=request.user, slug=slug)
+        versions, curve = dataset_models_for_viewer(user=request.user, dataset=dataset)
+    except NotPermitted as exc:
+        return render(request, "403.html", {"message": exc.message}, status=403)
+    current = next((v for v in versions if v.status == "ready"), None)
+    return render(
+        request,
+        "annotate/dataset_model.html",
+        {
+            "dataset": dataset,
+            "versions": versions,
+            "current": current,
+            "curve": curve,
+            "can_train": access_has_role(request.user, Role.ADMIN),
+        },
+    )
+
+
+@login_required
+@require_POST
+def dataset_model_train(request, slug: str):
+    from annotate.tasks import model_train_task
+
+    try:
+        dataset = dataset_get_for_viewer(user=request.user, slug=slug)
+        access_require_role(request.user, Role.ADMIN)
+    except NotPermitted as exc:
+        return render(request, "403.html", {"message": exc.message}, status=403)
+    model_train_task.delay_on_commit(dataset.pk)
+    messages.success(request, "Training queued. The new version appears here when it is ready.")
+    return redirect("annotate:dataset-model", slug=slug)

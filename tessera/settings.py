@@ -150,6 +150,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": env.int("CONSENSUS_REFIT_SECONDS", default=3600),
     },
     "consents-expire": {"task": "consent.tasks.consents_expire_task", "schedule": 900},
+    # Retrain each dataset's model when its consensus has grown (also triggered by consensus runs).
+    "models-train-due": {
+        "task": "annotate.tasks.model_train_due_all_task",
+        "schedule": env.int("MODEL_TRAIN_CHECK_SECONDS", default=6 * 3600),
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------------------------
@@ -248,6 +253,11 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
 # Django SECRET_KEY never changes pseudonyms.
 DEID_SECRET = env.str("DEID_SECRET", default=SECRET_KEY)
 DEMO_IMAGES_PER_DATASET = env.int("TESSERA_DEMO_IMAGES_PER_DATASET", default=240)
+# Threads one model training or scoring may use in a worker.
+TORCH_THREADS = env.int("TORCH_THREADS", default=2)
+# Train models automatically when consensus grows. Off in the embedded mode, where Celery runs
+# tasks inside the request (admins train from the model page there).
+ACTIVE_LEARNING_AUTOTRAIN = env.bool("ACTIVE_LEARNING_AUTOTRAIN", default=bool(CELERY_BROKER_URL))
 # Answers faster than this cannot be a human judgement: they earn nothing and count toward bot flags.
 MIN_HUMAN_RESPONSE_MS = env.int("MIN_HUMAN_RESPONSE_MS", default=400)
 

@@ -176,7 +176,24 @@ def model_opinion_for(item: ReviewItem) -> dict | None:
     with a stored prediction. None hides the panel.
     """
     opinion = item.details.get("model") if isinstance(item.details, dict) else None
-    return opinion if isinstance(opinion, dict) and opinion.get("label") else None
+    if isinstance(opinion, dict) and opinion.get("label"):
+        return opinion
+    # Otherwise the latest stored prediction of the dataset's model (annotate.learning).
+    from annotate.models import ImagePriority
+
+    stored = (
+        ImagePriority.objects.filter(image_id=item.image_id).select_related("model_version").first()
+    )
+    if stored is None or not stored.model_posterior:
+        return None
+    label, confidence = max(stored.model_posterior.items(), key=lambda kv: kv[1])
+    version = f"v{stored.model_version.version}" if stored.model_version else ""
+    return {
+        "label": label,
+        "confidence": confidence,
+        "posterior": stored.model_posterior,
+        "version": version,
+    }
 
 
 def consensus_outline_points(mask: np.ndarray, tolerance: float = 1.0) -> list[list[list[float]]]:
