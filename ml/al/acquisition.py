@@ -413,7 +413,9 @@ def diverse_top_k(
     available = eligible.copy()
     picked: list[int] = []
     for _ in range(k):
-        adjusted = np.where(available, s * (1.0 - penalty * np.maximum(max_sim, 0.0)), -np.inf)
+        factor = 1.0 - penalty * np.maximum(max_sim, 0.0)
+        adjusted = np.full(len(s), -np.inf)
+        adjusted[available] = s[available] * factor[available]
         j = int(np.argmax(adjusted))
         picked.append(j)
         available[j] = False

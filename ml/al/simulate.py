@@ -11,7 +11,8 @@ Strategies
 ``random``
     Each label goes to a uniformly random pool image (the baseline).
 ``uncertainty``
-    Model predictive entropy only (classic uncertainty sampling, top-k).
+    Model predictive entropy only (classic uncertainty sampling, top-k); an image is not picked
+    again before the model has been retrained.
 ``combined``
     :func:`ml.al.acquisition.combined_priority` with the dataset's preset, diversity and random
     exploration.
@@ -36,7 +37,14 @@ from ml.al.augment import AugmentConfig
 from ml.al.crowd import CrowdSpec, SimulatedCrowd, draw_crowd, draw_labels
 from ml.al.data import ImageDataset, group_split
 from ml.al.metrics import accuracy, expected_calibration_error
-from ml.al.model import ModelConfig, TrainedModel, calibrate, predict, train_classifier
+from ml.al.model import (
+    ModelConfig,
+    Prediction,
+    TrainedModel,
+    calibrate,
+    predict,
+    train_classifier,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +87,9 @@ class SimulationConfig:
     Attributes
     ----------
     budget : labels each strategy may spend.
-    batch_size : images selected per round (one label each).
+    batch_size : images selected per round (one label each); consensus is refitted every round.
+    retrain_every : the model is retrained (warm start) every this many rounds, as the platform
+        retrains less often than it aggregates.
     pool_size : images the crowd may label (None: everything left after gold and test).
     n_gold : expert-labelled images for temperature scaling (not in the pool, not counted).
     test_share : share of the dataset (by patient / lesion group) kept for model accuracy;
@@ -96,7 +106,8 @@ class SimulationConfig:
     """
 
     budget: int = 1800
-    batch_size: int = 150
+    batch_size: int = 75
+    retrain_every: int = 2
     pool_size: int | None = 600
     n_gold: int = 60
     test_share: float = 0.25
@@ -192,7 +203,7 @@ def _select(
     k: int,
     rng: np.random.Generator,
     eligible: NDArray[np.bool_],
-    prediction: Any,
+    prediction: Prediction | None,
     posteriors: NDArray[np.float64],
     priors: NDArray[np.float64],
     n_labels: NDArray[np.int64],
@@ -203,6 +214,8 @@ def _select(
         candidates = np.flatnonzero(eligible)
         picked = rng.choice(candidates, size=min(k, len(candidates)), replace=False)
         return np.asarray(picked, dtype=np.int64)
+    if prediction is None:
+        raise ValueError(f"strategy {strategy!r} needs a model prediction")
     if strategy == "uncertainty":
         score = np.where(eligible, acquisition.entropy(prediction.probs), -np.inf)
         return acquisition.diverse_top_k(score, None, k, penalty=0.0)
@@ -259,6 +272,9 @@ def run_strategy(
     workers: list[NDArray[np.int64]] = []
     labels: list[NDArray[np.int64]] = []
     model: TrainedModel | None = None
+    prediction: Prediction | None = None
+    test_probs = np.zeros((0, n_classes))
+    since_retrain = np.zeros(n_pool, dtype=bool)  # labelled since the model last changed
     records: list[RoundRecord] = []
     # The same first batch for every strategy: nothing is known yet.
     batch = np.sort(
@@ -284,17 +300,27 @@ def run_strategy(
             n_classes,
         )
         labelled = n_labels > 0
-        confidence = posteriors.max(axis=1)
-        model = train_classifier(
-            pool_images[labelled],
-            posteriors[labelled],
-            confidence[labelled],
-            model_config,
-            init=model,
-            epochs=None if model is None else config.epochs_per_round,
-        )
-        calibrate(model, dataset.images[splits.gold], dataset.labels[splits.gold])
-        test_probs = predict(model, dataset.images[splits.test]).probs
+        since_retrain[got_tasks] = True
+        if model is None or round_no % config.retrain_every == 0:
+            confidence = posteriors.max(axis=1)
+            model = train_classifier(
+                pool_images[labelled],
+                posteriors[labelled],
+                confidence[labelled],
+                model_config,
+                init=model,
+                epochs=None if model is None else config.epochs_per_round,
+            )
+            calibrate(model, dataset.images[splits.gold], dataset.labels[splits.gold])
+            test_probs = predict(model, dataset.images[splits.test]).probs
+            since_retrain[:] = False
+            if strategy != "random":
+                prediction = predict(
+                    model,
+                    pool_images,
+                    mc_passes=config.mc_passes if strategy == "combined" else 0,
+                    seed=config.seed + round_no,
+                )
         test_truth = dataset.labels[splits.test]
         record = RoundRecord(
             dataset=dataset.name,
@@ -325,12 +351,8 @@ def run_strategy(
         if k <= 0:
             break
         eligible = (n_labels < priority.max_labels_per_image) & ~seen.all(axis=0)
-        prediction = predict(
-            model,
-            pool_images,
-            mc_passes=config.mc_passes if strategy == "combined" else 0,
-            seed=config.seed + round_no,
-        )
+        if strategy == "uncertainty":
+            eligible &= ~since_retrain
         batch = _select(
             strategy,
             k=k,
