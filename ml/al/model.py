@@ -206,7 +206,7 @@ def train_classifier(
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(n / config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.lr, total_steps=n_epochs * steps_per_epoch, pct_start=0.2
+        optimiser, max_lr=config.lr, total_steps=max(2, n_epochs * steps_per_epoch), pct_start=0.2
     )
     with _torch_threads(config.n_threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed + 1 + model.metadata.get("runs", 0))
@@ -349,7 +349,8 @@ def calibrate(
     """Set ``model.temperature`` from gold images (in place) and return the model."""
     model.temperature = 1.0
     logits = predict(model, gold_images).logits
-    model.temperature = fit_temperature(logits, gold_labels)
+    with _torch_threads(model.config.n_threads):
+        model.temperature = fit_temperature(logits, gold_labels)
     return model
 
 

@@ -71,11 +71,25 @@ def dawid_skene_aggregator(
     n_workers: int,
     n_classes: int,
 ) -> ConsensusResult:
-    """Dawid–Skene from :mod:`ml.dawid_skene` (imported on first use)."""
+    """MAP Dawid–Skene from :mod:`ml.dawid_skene` (imported on first use).
+
+    The confusion pseudocounts are 3 on the diagonal and 1 elsewhere (a weak "players are better
+    than chance" prior): with the flat default most images have one label early on and EM can
+    settle on a flipped or degenerate solution (measured on PneumoniaMNIST at 300 labels: 49%
+    consensus accuracy on labelled images with flat pseudocounts against 71–74% with this prior
+    and 71–73% for majority vote).
+    """
     from ml.dawid_skene import fit_dawid_skene
 
+    smoothing = np.ones((n_classes, n_classes)) + 2.0 * np.eye(n_classes)
     result: Any = fit_dawid_skene(
-        tasks, workers, labels, n_tasks=n_tasks, n_workers=n_workers, n_classes=n_classes
+        tasks,
+        workers,
+        labels,
+        n_tasks=n_tasks,
+        n_workers=n_workers,
+        n_classes=n_classes,
+        smoothing=smoothing,
     )
     return result
 

@@ -18,6 +18,7 @@ TINY = SimulationConfig(
     initial_epochs=3,
     epochs_per_round=1,
     crowd=CrowdSpec(n_players=12),
+    n_threads=1,
 )
 
 
@@ -68,6 +69,7 @@ def test_cli_writes_curves_plot_and_summary(tmp_path, capsys):
             "--budget=40",
             "--batch-size=20",
             "--players=10",
+            "--threads=1",
             "--strategies=random,combined",
             f"--output={tmp_path}",
         ]
