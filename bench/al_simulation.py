@@ -84,11 +84,8 @@ def main() -> int:
             ]
             command += extra
             print("run:", " ".join(command[1:]), flush=True)
-            log = (
-                (parts / f"{dataset}_seed{seed}.log").open("w")
-                if parts.mkdir(parents=True, exist_ok=True) is None
-                else None
-            )
+            parts.mkdir(parents=True, exist_ok=True)
+            log = (parts / f"{dataset}_seed{seed}.log").open("w")
             running.append(subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log))
         time.sleep(2)
         still = []
