@@ -57,7 +57,7 @@ class DawidSkeneResult:
     priors : (n_classes,) float64
         Class prior probabilities.
     n_iter : int
-        EM iterations performed (0 for majority vote).
+        E-steps evaluated: plain EM steps plus SQUAREM jumps (0 for majority vote).
     log_likelihood : list of float
         The objective after each iteration: log-likelihood of the answers (and of the gold classes)
         plus the log of the Dirichlet smoothing prior. EM never decreases it.
@@ -307,7 +307,9 @@ def normalise_rows(counts: FloatArray, pseudo: FloatArray | float) -> FloatArray
 
 def class_priors(data: CrowdData, posteriors: FloatArray, pseudo: float) -> FloatArray:
     """Class priors from the posteriors of tasks with answers or gold, plus ``pseudo`` per class."""
-    counts = posteriors.T @ data.answered.astype(np.float64)
+    # einsum's own loop, not a BLAS gemv: OpenBLAS would spin up threads for this tiny product,
+    # which costs more than it saves and hurts badly on a shared machine.
+    counts = np.einsum("tk,t->k", posteriors, data.answered.astype(np.float64))
     return normalise_rows(counts, pseudo)
 
 

@@ -16,8 +16,9 @@ E-step, so they inform the confusion matrices and the priors without being re-es
 The one-coin variant ties each confusion matrix to one accuracy ``s_w`` (diagonal ``s_w``, the rest
 ``(1 - s_w) / (K - 1)``): far fewer parameters for very sparse data.
 
-Everything is deterministic: the initialisation is the (soft) majority vote, there is no random
-restart, and ties between classes go to the lowest code.
+The EM is accelerated with SQUAREM (see ``_run_em``) and stops when no posterior moves by ``tol``
+between two plain EM steps. Everything is deterministic: the initialisation is the (soft) majority
+vote, there is no random restart, and ties between classes go to the lowest code.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ model's own (the log-likelihood ratios of their confusion matrix); these helpers
 * Adversarial: balanced accuracy (mean of the diagonal) below chance ``1 / K``. Any rank-one matrix
   has trace 1, i.e. balanced accuracy exactly ``1 / K``, so "below chance" means systematically
   answering a wrong class. The decision is a one-sided test under the Dirichlet posterior of each
-  confusion row (the counts and pseudocounts the model used), so a player with three answers is not
-  called adversarial on noise.
+  confusion row (the model's expected counts plus a uniform Dirichlet(1) prior), so a player with
+  three answers is not called adversarial on noise.
 """
 
 from __future__ import annotations
