@@ -65,12 +65,21 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "al")
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip (dataset, seed) runs whose CSV already exists"
+    )
     args, extra = parser.parse_known_args()
     parts = args.output / "runs"
     runs = [(d, s) for d in args.datasets.split(",") for s in args.seeds.split(",")]
+
+    def csv_of(dataset: str, seed: str) -> Path:
+        return parts / f"{dataset}_seed{seed}" / f"al_{dataset}.csv"
+
     print("machine:", cpu_model(), f"({len(os.sched_getaffinity(0))} cores)")
     started = time.perf_counter()
-    pending, running, failed = list(runs), [], 0
+    pending = [r for r in runs if not (args.reuse and csv_of(*r).is_file())]
+    running: list[subprocess.Popen[bytes]] = []
+    failed = 0
     while pending or running:
         while pending and len(running) < args.jobs:
             dataset, seed = pending.pop(0)
@@ -98,7 +107,7 @@ def main() -> int:
     wall = time.perf_counter() - started
     records: list[RoundRecord] = []
     for dataset, seed in runs:
-        path = parts / f"{dataset}_seed{seed}" / f"al_{dataset}.csv"
+        path = csv_of(dataset, seed)
         if path.is_file():
             records.extend(read_records(path))
     curves = mean_curves(records)
