@@ -40,7 +40,14 @@ def pneumonia():
 
 
 def small_config(**overrides):
-    values = {"in_channels": 1, "n_classes": 2, "width": 8, "epochs": 25, "batch_size": 16, "n_threads": 1}
+    values = {
+        "in_channels": 1,
+        "n_classes": 2,
+        "width": 8,
+        "epochs": 25,
+        "batch_size": 16,
+        "n_threads": 1,
+    }
     return ModelConfig(**{**values, **overrides})
 
 
