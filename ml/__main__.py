@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 #: Modules providing ``register(subparsers)``, in the order they appear in ``--help``.
-COMMANDS: tuple[str, ...] = ("ml.cli.aggregate",)
+COMMANDS: tuple[str, ...] = ("ml.cli.aggregate", "ml.cli.simulate")
 
 
 def build_parser() -> argparse.ArgumentParser:
