@@ -366,6 +366,19 @@ class QcModel:
         ood = _ood_scores(f, self._ood_reference, self.info.ood_method, self.info.knn_k)
         return build_scores(o, i, ood, self.config)
 
+    def decision_scores(self, images: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw decision scores of every detector, also the disabled ones (for diagnostics).
+
+        Returns
+        -------
+        dict
+            ``"rotation"``, ``"flip"``, ``"inversion"`` (log-odds) and ``"ood"`` → shape (N,).
+        """
+        o, i, f = _forward(self._net, self._tensor(images))
+        out = decision_scores(o, i, flip_enabled=self.info.enabled["flip"])
+        out["ood"] = _ood_scores(f, self._ood_reference, self.info.ood_method, self.info.knn_k)
+        return out
+
     def features(self, images: list[np.ndarray]) -> np.ndarray:
         """Penultimate features, shape (N, feature_dim), float64 (for plots and diagnostics)."""
         return _forward(self._net, self._tensor(images))[2]
