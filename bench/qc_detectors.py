@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml.qc import apply_transform, detection_stats  # noqa: E402
+from ml.qc import apply_transform, detection_stats, roc_auc  # noqa: E402
 from ml.qc.datasets import (  # noqa: E402
     ImageSet,
     load_chest_xrays,
@@ -44,14 +44,16 @@ FLIPS = {"flip_horizontal": "horizontal", "flip_vertical": "vertical"}
 MAX_OOD = 300
 
 
-def group_split(ds: ImageSet, test_fraction: float, seed: int) -> tuple[list, list]:
+def group_split(ds: ImageSet, test_fraction: float, seed: int) -> tuple[list, list, list]:
+    """(train images, test images, train groups), no patient/lesion on both sides."""
     groups = np.array(ds.groups)
     unique = np.unique(groups)
     rng = np.random.default_rng(seed)
     test_groups = set(rng.choice(unique, round(test_fraction * len(unique)), replace=False))
-    train = [im for im, g in zip(ds.images, groups, strict=True) if g not in test_groups]
-    test = [im for im, g in zip(ds.images, groups, strict=True) if g in test_groups]
-    return train, test
+    pairs = list(zip(ds.images, groups, strict=True))
+    train = [im for im, g in pairs if g not in test_groups]
+    test = [im for im, g in pairs if g in test_groups]
+    return train, test, [str(g) for g in groups if g not in test_groups]
 
 
 def junk_images(n: int, seed: int) -> list[np.ndarray]:
@@ -118,7 +120,7 @@ def main() -> int:
     print(f"# command: {' '.join(sys.argv)}")
 
     t0 = time.perf_counter()
-    sets: dict[str, tuple[list, list, int]] = {}
+    sets: dict[str, tuple[list, list, list, int]] = {}
     wanted = args.datasets.split(",")
     if "chest" in wanted:
         sets["chest"] = (*group_split(load_chest_xrays(), 0.2, args.seed), 64)
@@ -128,17 +130,18 @@ def main() -> int:
         sets["isic"] = (*group_split(load_isic(), 0.2, args.seed), 64)
     if "pneumoniamnist" in wanted:
         pm_train, pm_test = load_pneumoniamnist("train"), load_pneumoniamnist("test")
-        sets["pneumoniamnist"] = (pm_train.images, pm_test.images, 32)
+        sets["pneumoniamnist"] = (pm_train.images, pm_test.images, pm_train.groups, 32)
     mr = load_mr_slices().images
     junk = junk_images(140, args.seed)
     print(f"# data loaded in {time.perf_counter() - t0:.1f} s")
 
     rng = np.random.default_rng(args.seed)
     summary, detector_rows, ood_rows = [], [], []
-    for name, (train, test, size) in sets.items():
+    for name, (train, test, train_groups, size) in sets.items():
         t = time.perf_counter()
         model = train_qc(
             train,
+            groups=train_groups,
             seed=args.seed,
             epochs=args.epochs,
             image_size=size,
@@ -163,6 +166,10 @@ def main() -> int:
         fix_ok = np.mean(
             [s.rotation_deg_cw == DEG[r] for s, r in zip(rot_scores, rot_names, strict=True)]
         )
+        per_angle = "/".join(
+            f"{roc_auc(clean['rotation'], model.decision_scores([apply_transform(x, r) for x in test])['rotation']):.3f}"
+            for r in ROTS
+        )
         flip_names = [list(FLIPS)[i] for i in rng.integers(0, 2, len(test))]
         flipped_imgs = [apply_transform(x, f) for x, f in zip(test, flip_names, strict=True)]
         flipped = model.decision_scores(flipped_imgs)
@@ -184,7 +191,11 @@ def main() -> int:
             + " |"
         )
         for det, pos, extra in (
-            ("rotation", rotated["rotation"], f"angle right {fix_ok:.3f}"),
+            (
+                "rotation",
+                rotated["rotation"],
+                f"angle right {fix_ok:.3f}; AUC 90/180/270° {per_angle}",
+            ),
             ("flip", flipped["flip"], f"axis right {axis_ok:.3f}" if info.enabled["flip"] else ""),
             ("inversion", inverted["inversion"], ""),
         ):

@@ -433,9 +433,35 @@ def load_qc(path: str | Path) -> QcModel:
     return QcModel(net, info, payload["ood_reference"], calibration)
 
 
+def _calibration_split(
+    n: int, groups: list[str] | None, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (calibration, fit), both sorted; whole groups go to one side."""
+    want = max(5, round(fraction * n))
+    if groups is None:
+        order = rng.permutation(n)
+        return np.sort(order[:want]), np.sort(order[want:])
+    if len(groups) != n:
+        raise ValueError(f"got {len(groups)} groups for {n} images")
+    keys = np.asarray([str(g) for g in groups])
+    unique = np.unique(keys)
+    taken: set[str] = set()
+    count = 0
+    for g in unique[rng.permutation(len(unique))]:
+        if count >= want:
+            break
+        taken.add(str(g))
+        count += int(np.sum(keys == g))
+    is_cal = np.isin(keys, list(taken))
+    if is_cal.all():
+        raise ValueError("calibration split would take every group; need more groups")
+    return np.flatnonzero(is_cal), np.flatnonzero(~is_cal)
+
+
 def train_qc(
     images: list[np.ndarray],
     *,
+    groups: list[str] | None = None,
     seed: int = 0,
     epochs: int = 30,
     image_size: int = 64,
@@ -459,6 +485,9 @@ def train_qc(
     ----------
     images : list of np.ndarray, each (H, W) or (H, W, 3) uint8, sizes may differ
         Accepted (correctly oriented, normal polarity) images of one dataset; at least 10.
+    groups : list of str, optional
+        Patient/donor of each image: the calibration split then holds whole groups, so the
+        thresholds are set on people the network has not seen.
     seed : int
     epochs : int
         Passes over the training split, each image with a fresh random corruption.
@@ -489,9 +518,8 @@ def train_qc(
         raise ValueError(f"need at least 10 images to train QC detectors, got {len(images)}")
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(images))
-    n_cal = max(5, round(calibration_fraction * len(images)))
-    cal_idx, train_idx = np.sort(order[:n_cal]), np.sort(order[n_cal:])
+    cal_idx, train_idx = _calibration_split(len(images), groups, calibration_fraction, rng)
+    n_cal = len(cal_idx)
     x_all = torch.from_numpy(preprocess_batch(list(images), image_size)).unsqueeze(1)
     x_train, x_cal = x_all[torch.from_numpy(train_idx)], x_all[torch.from_numpy(cal_idx)]
 
@@ -522,6 +550,15 @@ def train_qc(
     calibration = {name: val[name][0] for name in ("rotation", "flip", "inversion")}
     calibration["ood"] = _ood_scores(cal_features, reference, ood_method, knn_k)
     thresholds = {name: threshold_at_fpr(calibration[name], target_fpr) for name in DETECTORS}
+    if n_cal * target_fpr < 1:
+        # The threshold is then the largest clean calibration score; on new clean images
+        # expect a false-positive rate near 1 / (n_cal + 1), not the target.
+        logger.warning(
+            "qc: %s calibration images cannot resolve a %.3g false-positive rate (need >= %d)",
+            n_cal,
+            target_fpr,
+            math.ceil(1 / target_fpr),
+        )
 
     info = QcModelInfo(
         format_version=FORMAT_VERSION,

@@ -108,3 +108,13 @@ def test_scores_colour_and_odd_sized_images(model):
 def test_rejects_too_few_images():
     with pytest.raises(ValueError, match="at least 10"):
         train_qc([np.zeros((8, 8), dtype=np.uint8)] * 9)
+
+
+def test_calibration_split_keeps_each_group_on_one_side():
+    from ml.qc.model import _calibration_split
+
+    groups = ["a", "a", "b", "c", "c", "c", "d", "e", "f", "g", "h", "i"]
+    cal, fit = _calibration_split(len(groups), groups, 0.25, np.random.default_rng(0))
+    assert sorted(cal.tolist() + fit.tolist()) == list(range(len(groups)))
+    assert {groups[i] for i in cal}.isdisjoint({groups[i] for i in fit})
+    assert len(cal) >= 5
