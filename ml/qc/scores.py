@@ -66,7 +66,8 @@ class QcScores:
     p_rotated : float or None
         Probability that the image is turned by 90°, 180° or 270°.
     rotation_deg_cw : int
-        The most likely clockwise rotation among 90/180/270 (reported even when not flagged).
+        The most likely clockwise rotation among 90/180/270 (reported even when not flagged;
+        0 when the rotation detector is disabled).
     fix_angle_cw : int
         Clockwise angle that undoes ``rotation_deg_cw``: ``(360 - rotation_deg_cw) % 360``.
     p_flipped : float or None
@@ -207,7 +208,7 @@ def build_scores(
             for name in DETECTORS
             if config.enabled[name] and values[name] > config.thresholds[name]
         )
-        deg = ROTATION_DEG_CW[rotation]
+        deg = ROTATION_DEG_CW[rotation] if config.enabled["rotation"] else 0
         out.append(
             QcScores(
                 p_rotated=_prob(values["rotation"], config.enabled["rotation"]),

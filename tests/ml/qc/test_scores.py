@@ -78,6 +78,13 @@ def test_disabled_flip_merges_mirrored_orientations_into_rotation():
     assert upside_down.p_flipped is None
     assert upside_down.flip_axis is None
     assert upright.flags == ()
+    [off] = build_scores(
+        logits[:1],
+        np.array([-3.0]),
+        np.array([0.0]),
+        DetectorConfig({**enabled, "rotation": False}, THRESHOLDS),
+    )
+    assert (off.p_rotated, off.rotation_deg_cw, off.flags) == (None, 0, ())
     dec = decision_scores(logits, np.zeros(2), flip_enabled=False)
     # Six "rotated" classes (three rotations and their mirrors) against two upright ones.
     assert dec["rotation"][0] == pytest.approx(np.log(2 * np.exp(5.0) + 4) - np.log(2))
