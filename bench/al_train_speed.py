@@ -32,11 +32,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--datasets", default="pneumoniamnist,chest_xray_kermany_subset")
     args = parser.parse_args()
     print(
         "dataset,n_train,image,epochs,threads,train_s,cpu_s,test_acc,ece_T1,ece_cal,nll_T1,nll_cal,T"
     )
-    for name in ("pneumoniamnist", "chest_xray_kermany_subset"):
+    for name in args.datasets.split(","):
         data = load_image_dataset(name)
         rng = np.random.default_rng(0)
         if name == "pneumoniamnist":
@@ -45,7 +46,8 @@ def main() -> int:
             test = np.flatnonzero(data.splits == "test")
         else:
             test, rest = group_split(data.groups, (0.3, 1.0), rng)
-            gold, train = rest[:60], rest[60:]
+            rest = rng.permutation(rest)  # labels.csv is sorted by class
+            gold, train = np.sort(rest[:60]), np.sort(rest[60:])
         config = ModelConfig(
             in_channels=data.images.shape[1],
             n_classes=data.n_classes,

@@ -346,8 +346,15 @@ def fit_temperature(
 def calibrate(
     model: TrainedModel, gold_images: NDArray[np.floating], gold_labels: NDArray[np.integer]
 ) -> TrainedModel:
-    """Set ``model.temperature`` from gold images (in place) and return the model."""
+    """Set ``model.temperature`` from gold images (in place) and return the model.
+
+    With fewer than two gold classes the NLL is minimised by an arbitrarily sharp (or flat)
+    temperature, so the temperature stays 1 and a warning is logged.
+    """
     model.temperature = 1.0
+    if len(np.unique(np.asarray(gold_labels))) < 2:
+        logger.warning("gold has fewer than two classes: temperature left at 1")
+        return model
     logits = predict(model, gold_images).logits
     with _torch_threads(model.config.n_threads):
         model.temperature = fit_temperature(logits, gold_labels)

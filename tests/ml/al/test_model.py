@@ -9,6 +9,7 @@ from ml.al.data import load_image_dataset
 from ml.al.metrics import accuracy, negative_log_likelihood
 from ml.al.model import (
     ModelConfig,
+    build_model,
     calibrate,
     fit_temperature,
     load_model,
@@ -132,6 +133,13 @@ def test_temperature_scaling_reduces_nll_of_an_overconfident_model():
     assert 3.4 < temperature < 4.6
     assert nll(overconfident / temperature) < nll(overconfident) - 0.5
     assert fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int)) == 1.0
+
+
+def test_calibration_needs_two_gold_classes(pneumonia):
+    data, _, val, _ = pneumonia
+    model = build_model(small_config())
+    normal = val[data.labels[val] == 0]
+    assert calibrate(model, data.images[normal], data.labels[normal]).temperature == 1.0
 
 
 def test_augmentation_identity_flip_range_and_determinism():
