@@ -316,6 +316,7 @@ def priorities_update(*, model_version: ModelVersion, seed: int = 0) -> int:
     rows = [
         ImagePriority(
             image=image,
+            dataset=dataset,
             priority=float(final[k]),
             model_version=model_version,
             model_posterior={
@@ -329,7 +330,7 @@ def priorities_update(*, model_version: ModelVersion, seed: int = 0) -> int:
         batch_size=2000,
         update_conflicts=True,
         unique_fields=["image"],
-        update_fields=["priority", "model_version", "model_posterior", "updated_at"],
+        update_fields=["dataset", "priority", "model_version", "model_posterior", "updated_at"],
     )
     _open_disagreements(model_version, images, prediction.probs, consensus, codes)
     return len(rows)

@@ -620,13 +620,20 @@ class ImagePriority(models.Model):
     """
 
     image = models.OneToOneField(Image, on_delete=models.CASCADE)
-    priority = models.FloatField(db_index=True)
+    # Denormalised from the image so the selector reads a dataset's top priorities off one index.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    priority = models.FloatField()
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     # {class code: probability}, calibrated.
     model_posterior = models.JSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["dataset", "-priority", "image"], name="imagepriority_rank_idx")
+        ]
 
     def __str__(self) -> str:
         return f"priority {self.image_id}: {self.priority:.3f}"

@@ -9,8 +9,8 @@ Rules, in the order they apply:
    images (their class is shown to every player, so they cannot be asked about).
 3. Gold mixed in at the rate the caller passes (``games.engine.progression.gold_rate``): the number
    of gold images is drawn binomially, and when one kind runs out the other fills the gap.
-4. Order: when an active-learning priority table exists (``annotate.ImagePriority`` with ``image``
-   and ``priority`` fields), the highest-priority unseen non-gold images first; until then random.
+4. Order: the highest active-learning priority (``annotate.ImagePriority``, written by the model's
+   scoring task) first among unseen non-gold images; random where the dataset has no priorities.
 
 Random without ``ORDER BY RANDOM()``: public ids are random UUIDs, so the images from a random
 pivot upwards in ``public_id`` order are a uniform random sample that an index range scan finds
@@ -25,12 +25,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
-from django.apps import apps
 from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotate.models import Annotation, Dataset, Image
+from annotate.models import Annotation, Dataset, Image, ImagePriority
 from consent.models import Consent, Purpose
 
 logger = logging.getLogger(__name__)
@@ -82,12 +81,8 @@ def eligible_images(*, dataset: Dataset, player_id: int) -> QuerySet[Image]:
     )
 
 
-def _priority_model():  # type: ignore[no-untyped-def]
-    try:
-        return apps.get_model("annotate", "ImagePriority")
-    except LookupError:
-        return None
-
+# How deep into a dataset's priority ranking one selection may walk before falling back to random.
+PRIORITY_WALK_LIMIT = 2000
 
 _FIELDS = ("pk", "public_id", "gold_class_id", "consent_id")
 
@@ -129,16 +124,30 @@ def _random_slice(qs: QuerySet[Image], count: int, rng: np.random.Generator) -> 
     return chosen
 
 
-def _prioritised(qs: QuerySet[Image], count: int, rng: np.random.Generator) -> list[Selected]:
-    model = _priority_model()
-    if model is None or count <= 0:
-        return _random_slice(qs, count, rng)
-    rows = list(
-        qs.filter(Exists(model.objects.filter(image=OuterRef("pk"))))
-        .order_by(f"-{model._meta.model_name}__priority", "public_id")
-        .values_list(*_FIELDS)[: count * 2]
+def _prioritised(
+    qs: QuerySet[Image], dataset_id: int, count: int, rng: np.random.Generator
+) -> list[Selected]:
+    """The ``count`` eligible images with the highest active-learning priority, then random ones.
+
+    Walks the dataset's priorities from the top in windows (one index range scan each) and keeps
+    the eligible, consented ones; a bounded walk, so a player who has seen the whole top of the
+    ranking gets the rest at random instead of a scan of the dataset.
+    """
+    if count <= 0:
+        return []
+    ranked = (
+        ImagePriority.objects.filter(dataset_id=dataset_id)
+        .order_by("-priority", "image_id")
+        .values_list("image_id", flat=True)
     )
-    chosen = _consented(rows)[:count]
+    window, chosen, offset = max(4 * count, 100), [], 0
+    while len(chosen) < count and offset < PRIORITY_WALK_LIMIT:
+        ids = list(ranked[offset : offset + window])
+        if not ids:
+            break
+        rows = {row[0]: row for row in qs.filter(pk__in=ids).values_list(*_FIELDS)}
+        chosen += _consented([rows[i] for i in ids if i in rows])[: count - len(chosen)]
+        offset += window
     if len(chosen) < count:
         rest = qs.exclude(pk__in=[s.image_id for s in chosen])
         chosen += _random_slice(rest, count - len(chosen), rng)
@@ -191,7 +200,7 @@ def next_images_select(
     plain_qs = base.filter(gold_key=0)
     n_gold = int(rng.binomial(count, gold_rate))
     gold = _random_slice(gold_qs, n_gold, rng)
-    plain = _prioritised(plain_qs, count - len(gold), rng)
+    plain = _prioritised(plain_qs, dataset.pk, count - len(gold), rng)
     if len(gold) + len(plain) < count and len(gold) == n_gold:
         # Non-gold ran out: fill with more gold rather than leave the board short.
         gold += _random_slice(

@@ -135,7 +135,7 @@ def test_the_selector_serves_the_highest_priority_first(db):
     dataset = DatasetFactory()
     images = [ImageFactory(dataset=dataset) for _ in range(6)]
     for rank, image in enumerate(images):
-        ImagePriority.objects.create(image=image, priority=float(rank))
+        ImagePriority.objects.create(image=image, dataset=dataset, priority=float(rank))
     player = user_with_role(Role.VOLUNTEER)
 
     chosen = next_images_select(
@@ -200,3 +200,28 @@ def test_model_page_is_for_researchers_and_admins(chest, client):
     assert (
         "Train a new version now" in client.get(f"/datasets/{chest.slug}/model/").content.decode()
     )
+
+
+def test_priorities_beyond_what_the_player_has_seen_are_walked_to(db):
+    dataset = DatasetFactory()
+    images = [ImageFactory(dataset=dataset) for _ in range(8)]
+    for rank, image in enumerate(images):
+        ImagePriority.objects.create(image=image, dataset=dataset, priority=float(rank))
+    player = user_with_role(Role.VOLUNTEER)
+    rng = np.random.default_rng(0)
+
+    first = next_images_select(
+        player_id=player.pk, dataset=dataset, count=3, gold_rate=0.0, rng=rng
+    )
+    second = next_images_select(
+        player_id=player.pk,
+        dataset=dataset,
+        count=3,
+        gold_rate=0.0,
+        rng=rng,
+        exclude_image_ids=[c.image_id for c in first],
+    )
+
+    # Images already on the board are skipped: the second call continues down the ranking.
+    assert {c.image_id for c in second} == {images[4].pk, images[3].pk, images[2].pk}
+    assert not {c.image_id for c in first} & {c.image_id for c in second}
