@@ -15,7 +15,8 @@ ZIP_SIGNATURES: Final = (b"PK\x03\x04", b"PK\x05\x06")
 DICOM_MAGIC_OFFSET: Final = 128
 
 # Start-of-frame markers carry the dimensions; C4 (DHT), C8 (JPG) and CC (DAC) share the range.
-_SOF_MARKERS: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# JPEG-LS's SOF55 (F7, ITU-T T.87) has the same layout.
+_SOF_MARKERS: Final = (frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}) | {0xF7}
 # Markers without a length field.
 _STANDALONE_MARKERS: Final = frozenset({0x01, *range(0xD0, 0xD8)})
 
