@@ -150,6 +150,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": env.int("CONSENSUS_REFIT_SECONDS", default=3600),
     },
     "consents-expire": {"task": "consent.tasks.consents_expire_task", "schedule": 900},
+    # Files no row names (a failed delete at withdrawal, a crashed worker) are deleted daily.
+    "media-sweep": {"task": "tessera.tasks.media_sweep_task", "schedule": 24 * 3600},
     # Retrain each dataset's model when its consensus has grown (also triggered by consensus runs).
     "models-train-due": {
         "task": "annotate.tasks.model_train_due_all_task",
@@ -221,6 +223,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Media are never served directly: every image goes through an access-checked view.
 MEDIA_URL = "/media-not-served/"
+# The media sweep deletes stored files that no row names once they are older than this.
+MEDIA_SWEEP_GRACE_HOURS = env.int("MEDIA_SWEEP_GRACE_HOURS", default=24)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -16,3 +16,13 @@ def ping() -> dict[str, object]:
         cursor.execute("SELECT 1")
         cursor.fetchone()
     return {"pid": os.getpid(), "host": socket.gethostname(), "db_vendor": connection.vendor}
+
+
+@shared_task
+def media_sweep_task() -> dict[str, object]:
+    """Delete stored files that no row names (see tessera.media)."""
+    from dataclasses import asdict
+
+    from tessera.media import media_sweep
+
+    return asdict(media_sweep())
