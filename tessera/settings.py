@@ -132,8 +132,11 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Celery -------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+_CELERY_BROKER = env.str("CELERY_BROKER_URL", default="")
+# Without a broker, tasks run in-process; the in-memory transport keeps Celery from ever
+# reaching for a default AMQP server on localhost.
+CELERY_BROKER_URL = _CELERY_BROKER or "memory://localhost/"
+CELERY_TASK_ALWAYS_EAGER = not _CELERY_BROKER
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
 CELERY_TASK_ACKS_LATE = True
@@ -261,7 +264,7 @@ DEMO_IMAGES_PER_DATASET = env.int("TESSERA_DEMO_IMAGES_PER_DATASET", default=240
 TORCH_THREADS = env.int("TORCH_THREADS", default=2)
 # Train models automatically when consensus grows. Off in the embedded mode, where Celery runs
 # tasks inside the request (admins train from the model page there).
-ACTIVE_LEARNING_AUTOTRAIN = env.bool("ACTIVE_LEARNING_AUTOTRAIN", default=bool(CELERY_BROKER_URL))
+ACTIVE_LEARNING_AUTOTRAIN = env.bool("ACTIVE_LEARNING_AUTOTRAIN", default=bool(_CELERY_BROKER))
 # Answers faster than this cannot be a human judgement: they earn nothing and count toward bot flags.
 MIN_HUMAN_RESPONSE_MS = env.int("MIN_HUMAN_RESPONSE_MS", default=400)
 
