@@ -307,6 +307,10 @@ def consensus_invalidate(*, dataset_id: int) -> None:
     must be a full refit. Queues it after commit."""
     from annotate.tasks import consensus_refit_task
 
+    if not Dataset.objects.filter(pk=dataset_id, task=Dataset.Task.CLASSIFICATION).exists():
+        # Contours: STAPLE runs per image, so nothing spans the dataset; a withdrawn image's
+        # masks went with it.
+        return
     ConsensusModelState.objects.filter(dataset_id=dataset_id).update(state=b"")
     consensus_refit_task.delay_on_commit(dataset_id)
 

@@ -40,7 +40,11 @@ def consensus_refit_task(dataset_id: int) -> int:
 @shared_task
 def consensus_refit_all_task() -> list[int]:
     """Scheduled: queue a full refit of every active dataset (keeps incremental updates exact)."""
-    ids = list(Dataset.objects.filter(is_active=True).values_list("id", flat=True))
+    ids = list(
+        Dataset.objects.filter(is_active=True, task=Dataset.Task.CLASSIFICATION).values_list(
+            "id", flat=True
+        )
+    )
     for dataset_id in ids:
         consensus_refit_task.delay(dataset_id)
     return ids

@@ -113,11 +113,13 @@ def consent_withdraw(*, consent_id: int, actor_id: int | None, channel: str) -> 
         Image.objects.filter(pk__in=image_ids).update(
             status=Image.Status.WITHDRAWN, file="", thumbnail="", updated_at=now
         )
+        masks = _masks_delete(image_ids)
+        files.extend(masks)
         audit_event_record(
             actor_id=actor_id,
             action="consent.withdrawal.images_removed",
             target=consent,
-            details={"images": len(image_ids)},
+            details={"images": len(image_ids), "mask_files": len(masks)},
         )
 
         uncounted = Annotation.objects.filter(image_id__in=image_ids, is_counted=True).update(
@@ -186,6 +188,22 @@ def consent_withdraw(*, consent_id: int, actor_id: int | None, channel: str) -> 
         withdrawal_followup_task.delay_on_commit(consent.pk, list(image_ids))
     logger.info("consent %s withdrawn: %d images", consent.pk, len(image_ids))
     return WithdrawalResult(consent.pk, image_ids, uncounted, closed, len(files))
+
+
+def _masks_delete(image_ids: tuple[int, ...]) -> list[str]:
+    """Delete the consensus and gold masks of these images; return their file names.
+
+    A mask traces the donor's anatomy: it is a derivative of the pixels and goes with them.
+    """
+    from annotate.models import ConsensusMask, GoldMask
+
+    consensus = ConsensusMask.objects.filter(image_id__in=image_ids)
+    gold = GoldMask.objects.filter(image_id__in=image_ids)
+    names = [name for pair in consensus.values_list("probability", "mask") for name in pair if name]
+    names += [name for name in gold.values_list("mask", flat=True) if name]
+    consensus.delete()
+    gold.delete()
+    return names
 
 
 def donor_withdraw_with_code(

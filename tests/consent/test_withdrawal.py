@@ -274,3 +274,38 @@ def test_withdrawal_recomputes_the_consensus_without_the_donors_images(
     latest = ConsensusRun.objects.filter(dataset=mine.dataset).first()
     assert (latest.kind, latest.n_images, latest.n_answers) == ("full", 1, 1)
     assert list(Consensus.objects.values_list("image_id", flat=True)) == [other.pk]
+
+
+def test_withdrawing_an_outlined_image_deletes_its_masks_and_never_runs_class_consensus(
+    django_capture_on_commit_callbacks,
+):
+    from django.core.files.base import ContentFile
+
+    from accounts.roles import Role
+    from annotate import consensus
+    from annotate.models import ConsensusMask, ConsensusRun, Dataset, GoldMask
+    from tests.annotate.review_export_factories import (
+        consented_image,
+        contour,
+        dataset_with_classes,
+    )
+
+    dataset = dataset_with_classes("lesion", task=Dataset.Task.SEGMENTATION, slug="seg-w")
+    image = consented_image(dataset, width=8, height=8, status=Image.Status.ACTIVE)
+    for n in range(3):
+        contour(user_with_role(Role.VOLUNTEER), image, [[1, 1], [6, 1], [6, 6 + n % 2], [1, 6]])
+    record = consensus.consensus_mask_update(image_id=image.pk)
+    gold = GoldMask.objects.create(image=image, source=GoldMask.Source.DATASET, polygons=[])
+    gold.mask.save("gold.png", ContentFile(b"png"))
+    mask_files = [record.mask.name, record.probability.name, gold.mask.name]
+    assert all(default_storage.exists(name) for name in mask_files)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        consent_withdraw(consent_id=image.consent_id, actor_id=None, channel="admin")
+
+    assert not ConsensusMask.objects.filter(image=image).exists()
+    assert not GoldMask.objects.filter(image=image).exists()
+    assert not any(default_storage.exists(name) for name in mask_files)
+    assert not ConsensusRun.objects.filter(dataset=dataset).exists()
+    followup = AuditEvent.objects.get(action="consent.withdrawal.followup")
+    assert followup.details["datasets"] == [dataset.pk]
