@@ -84,15 +84,28 @@ def image_get_for_viewing(*, user, public_id: UUID) -> Image:  # type: ignore[no
     image = Image.objects.select_related("donor").filter(public_id=public_id).first()
     if image is None or image.status == Image.Status.WITHDRAWN:
         raise NotPermitted("No such image.")
-    if image.status == Image.Status.ACTIVE and access_has_role(
-        user, Role.VOLUNTEER, *_DATASET_VIEWER_ROLES
-    ):
-        return image
-    if access_has_role(user, *_CURATOR_ROLES):
+    if image_viewable(user=user, status=image.status):
         return image
     if image.donor.user_id is not None and image.donor.user_id == user.pk:
         return image
     raise NotPermitted("No such image.")
+
+
+def image_viewable(*, user, status: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether `user` may see the pixels of an image in `status` (the donor aside).
+
+    Players and researchers see images in play and settled ones (researchers export those);
+    curators also see quarantined and unusable ones, which may show burned-in text.
+    """
+    if status == Image.Status.WITHDRAWN:
+        return False
+    if status == Image.Status.ACTIVE and access_has_role(user, Role.VOLUNTEER):
+        return True
+    if status in (Image.Status.ACTIVE, Image.Status.RETIRED) and access_has_role(
+        user, *_DATASET_VIEWER_ROLES
+    ):
+        return True
+    return access_has_role(user, *_CURATOR_ROLES)
 
 
 @dataclass(frozen=True)

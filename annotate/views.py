@@ -44,6 +44,7 @@ from annotate.selectors import (
     dataset_list_for_viewer,
     dataset_models_for_viewer,
     image_get_for_viewing,
+    image_viewable,
 )
 from tessera.errors import ApplicationError, Conflict, NotPermitted
 
@@ -65,6 +66,8 @@ def dataset_detail(request, slug: str):
         return render(request, "403.html", {"message": exc.message}, status=403)
     images = dataset.images.select_related("gold_class").order_by("id")
     page = Paginator(images, 60).get_page(request.GET.get("page"))
+    for image in page:
+        image.viewable = image_viewable(user=request.user, status=image.status)
     return render(
         request,
         "annotate/dataset_detail.html",

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -41,22 +42,35 @@ def _forbidden(request, exc: ApplicationError, status: int = 403):
 def overview(request):
     """Donors: my consents and what to sign. Coordinators: consents I recorded, my uploads."""
     try:
-        consents = list(selectors.consents_visible_to(user=request.user))
+        visible = selectors.consents_visible_to(user=request.user)
         batches = list(selectors.intake_batches_visible_to(user=request.user)[:20])
     except NotPermitted as exc:
         return _forbidden(request, exc)
     donor = selectors.donor_for_user(user=request.user)
-    signed = {c.form_id for c in consents if c.status == Consent.Status.ACTIVE and donor}
+    query = request.GET.get("q", "").strip()
+    if query:
+        visible = visible.filter(donor__pseudonym__icontains=query)
+    page = Paginator(visible, 25).get_page(request.GET.get("page"))
+    signed = set()
+    if donor is not None:
+        signed = set(
+            visible.filter(donor=donor, status=Consent.Status.ACTIVE).values_list(
+                "form_id", flat=True
+            )
+        )
     forms = [f for f in selectors.consent_forms_published() if f.pk not in signed]
     return render(
         request,
         "consent/overview.html",
         {
             "donor": donor,
-            "consents": consents,
+            "consents": page,
+            "page": page,
+            "query": query,
             "forms": forms,
             "batches": batches,
             "is_coordinator": access_has_role(request.user, Role.COORDINATOR, Role.ADMIN),
+            "is_admin": access_has_role(request.user, Role.ADMIN),
         },
     )
 

@@ -87,3 +87,17 @@ def test_dataset_api_lists_classes_and_counts(api_client, researcher, volunteer)
     assert body[0]["slug"] == image.dataset.slug
     assert body[0]["n_images"] == 1
     assert [c["code"] for c in body[0]["classes"]] == ["a", "b"]
+
+
+def test_researchers_see_settled_images_and_never_a_broken_thumbnail(client, researcher):
+    retired = ImageFactory(status=Image.Status.RETIRED)
+    held = ImageFactory(status=Image.Status.QUARANTINED, dataset=retired.dataset)
+    client.force_login(researcher)
+
+    assert client.get(_url(retired)).status_code == 200
+    assert client.get(_url(held)).status_code == 404
+    page = client.get(reverse("annotate:dataset-detail", args=[retired.dataset.slug]))
+    html = page.content.decode()
+    assert reverse("annotate:image-thumbnail", args=[retired.public_id]) in html
+    assert reverse("annotate:image-thumbnail", args=[held.public_id]) not in html
+    assert "Held for review" in html

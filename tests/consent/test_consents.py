@@ -234,3 +234,23 @@ def test_consent_api_give_and_list(api_client, donor_user, published_form):
     assert AuditEvent.objects.filter(action="consent.given").count() == 1
     forms = api_client.get("/api/v1/consent/forms/").json()
     assert [f["slug"] for f in forms] == ["donation"]
+
+
+def test_admin_consent_list_is_paged_and_searchable_by_donor_id(client):
+    from accounts.roles import Role
+    from tests.factories import ConsentFactory, ConsentFormFactory, user_with_role
+
+    form = ConsentFormFactory()
+    consents = [ConsentFactory(form=form) for _ in range(30)]
+    client.force_login(user_with_role(Role.ADMIN))
+
+    first = client.get(reverse("consent:overview")).content.decode()
+    second = client.get(reverse("consent:overview"), {"page": 2}).content.decode()
+    shown = [c.donor.pseudonym for c in consents if c.donor.pseudonym in first]
+    assert len(shown) == 25
+    assert "Page 1 of 2 (30 consents)" in first
+    assert sum(c.donor.pseudonym in second for c in consents) == 5
+
+    target = consents[7].donor.pseudonym
+    found = client.get(reverse("consent:overview"), {"q": target.lower()}).content.decode()
+    assert [c.donor.pseudonym for c in consents if c.donor.pseudonym in found] == [target]
