@@ -24,7 +24,7 @@ from annotate.export.selectors import (
     export_list_for_user,
     export_withdrawn_items,
 )
-from annotate.models import ConsensusMask, Dataset, Export, ReviewItem
+from annotate.models import ConsensusMask, Dataset, Export, ReviewDecision, ReviewItem
 from annotate.review import (
     review_decision_submit,
     review_item_claim,
@@ -109,6 +109,15 @@ def image_thumbnail(request, public_id: UUID):
 
 
 # --- clinician review ------------------------------------------------------------------------------
+
+
+_SETTLED_MESSAGES = {
+    ReviewDecision.Action.CONFIRM: "Decision saved: the label is gold now.",
+    ReviewDecision.Action.RELABEL: "Decision saved: your label is gold now.",
+    ReviewDecision.Action.CONTOUR: "Decision saved: your contour is the gold outline now.",
+    ReviewDecision.Action.RELEASE: "Decision saved: the image is back in play.",
+    ReviewDecision.Action.UNUSABLE: "Decision saved: the image is out of play for good.",
+}
 
 
 def _forbidden(request, exc: NotPermitted):
@@ -241,7 +250,7 @@ def review_decide_view(request, item_id: int):
         return redirect(_item_url(item_id, filters))
     decision.item.refresh_from_db()
     if decision.item.status == ReviewItem.Status.RESOLVED:
-        messages.success(request, "Decision saved: it is gold now.")
+        messages.success(request, _SETTLED_MESSAGES.get(decision.action, "Decision saved."))
     else:
         messages.success(
             request, f"Sent on for {decision.item.get_stage_display().lower()}. Thank you."

@@ -273,7 +273,7 @@ def datasheet(
         + (" (STAPLE over their contours)" if segmentation else f", {method}"),
         "- `clinician` rows were decided by a clinician in Tessera's review; `gold` rows carry the"
         " source dataset's expert label.",
-        f"- Source and licence: {dataset.licence or 'not stated'}. {dataset.attribution}".rstrip(),
+        f"- Source licence: {dataset.licence or 'not stated'} (citation below).",
         "- Consent: every image's donor consent was active and permitted research export when "
         "this snapshot was built. Donors may withdraw later; Tessera then marks this export and a "
         "new snapshot leaves their images out.",
@@ -289,6 +289,16 @@ def datasheet(
         "- Images a clinician marked unusable, quarantined images and withdrawn images are left out.",
         "",
     ]
+    if dataset.attribution.strip():
+        lines += [
+            "## Source dataset: citation and licence",
+            "",
+            "As given by the source's publisher; any counts or file layouts it mentions describe"
+            " the source collection, not this export.",
+            "",
+            *(f"> {line}".rstrip() for line in dataset.attribution.strip().splitlines()),
+            "",
+        ]
     return "\n".join(lines)
 
 

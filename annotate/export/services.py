@@ -31,7 +31,10 @@ def _check_filters(dataset: Dataset, filters: ExportFilters, fmt: str) -> None:
         raise ApplicationError(f"Format must be one of {', '.join(FORMATS)}.")
     unknown = set(filters.classes) - set(dataset.classes.values_list("code", flat=True))
     if unknown:
-        raise ApplicationError("Unknown classes.", extra={"classes": sorted(unknown)})
+        raise ApplicationError(
+            f"{dataset.name} has no class {', '.join(sorted(unknown))}.",
+            extra={"classes": sorted(unknown)},
+        )
     if not 0.0 <= filters.min_confidence <= 1.0:
         raise ApplicationError("Minimum confidence must be between 0 and 1.")
     if filters.min_labels < 0:

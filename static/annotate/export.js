@@ -45,3 +45,19 @@ document.addEventListener("tessera:notification", (event) => {
   const row = id && document.querySelector(`tr[data-export="${id}"]`);
   if (row) poll(row);
 });
+
+// The class list follows the chosen dataset: only its classes can be picked.
+const form = document.querySelector("[data-testid=export-form]");
+if (form) {
+  const datasetSelect = form.elements.dataset;
+  const showClasses = () => {
+    for (const group of form.querySelectorAll("optgroup[data-dataset]")) {
+      const mine = group.dataset.dataset === datasetSelect.value;
+      group.hidden = !mine;
+      group.disabled = !mine;
+      if (!mine) for (const option of group.querySelectorAll("option")) option.selected = false;
+    }
+  };
+  datasetSelect.addEventListener("change", showClasses);
+  showClasses();
+}

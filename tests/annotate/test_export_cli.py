@@ -69,7 +69,7 @@ def test_coco_format_and_filters(dataset, tmp_path):
     [
         (["nope", "--output", "{tmp}/x.zip"], "No dataset 'nope'."),
         (["cli-set", "--output", "{tmp}/x.tar"], "--output must name a .zip file."),
-        (["cli-set", "--output", "{tmp}/x.zip", "--classes", "zebra"], "Unknown classes."),
+        (["cli-set", "--output", "{tmp}/x.zip", "--classes", "zebra"], "has no class zebra."),
     ],
 )
 def test_errors_exit_non_zero_without_writing(dataset, tmp_path, args, message):

@@ -164,7 +164,7 @@ def test_donor_withdraws_with_one_action_and_a_confirmation(
 
     confirm = client.get(url)
     assert confirm.status_code == 200
-    assert "1 image leave every game" in confirm.content.decode()
+    assert "1 image leaves every game" in confirm.content.decode()
     donor_consent.refresh_from_db()
     assert donor_consent.status == "active"  # a GET changes nothing
 

@@ -102,7 +102,7 @@ def test_clinician_resolves_with_the_keyboard_and_researcher_downloads(
     page.screenshot(path=str(artifacts / "review-item.png"), full_page=True)
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/datasets/review/")
-    assert page.get_by_text("Decision saved: it is gold now.").is_visible()
+    assert page.get_by_text("Decision saved: your label is gold now.").is_visible()
 
     item.refresh_from_db()
     image.refresh_from_db()
