@@ -13,6 +13,7 @@ from annotate.models import (
     ReviewDecision,
     ReviewItem,
 )
+from tessera.admin import ReadOnlyAdmin
 
 
 class LabelClassInline(admin.TabularInline):
@@ -27,17 +28,22 @@ class DatasetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin):
+class ImageAdmin(ReadOnlyAdmin):
+    """Images enter only through intake (de-identification) and leave through withdrawal or a
+    clinician's decision, each audited: the admin shows them, it never adds, edits or deletes."""
+
     list_display = ["public_id", "dataset", "status", "gold_class", "width", "height"]
     list_filter = ["dataset", "status"]
-    raw_id_fields = ["donor", "consent"]
+    search_fields = ["public_id", "sha256"]
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(ReadOnlyAdmin):
+    """Labels come from the games with idempotency keys; consensus depends on every one."""
+
     list_display = ["image", "player", "label_class", "source", "created_at", "is_counted"]
     list_filter = ["source", "is_counted"]
-    raw_id_fields = ["image", "player"]
+    list_select_related = ["image", "player", "label_class"]
 
 
 @admin.register(ConsensusRun)

@@ -7,23 +7,15 @@ from consent.services.consents import (
     consent_form_publish,
     consent_form_update,
 )
+from tessera.admin import ReadOnlyAdmin
 from tessera.errors import ApplicationError
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "action", "target_type", "target_id", "actor_id"]
     list_filter = ["action", "target_type"]
     search_fields = ["target_id", "action"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Donor)
@@ -89,32 +81,19 @@ class ConsentFormAdmin(admin.ModelAdmin):
             consent_form_new_version(form=form, actor_id=request.user.pk)
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    """Records changed only through services (consent, withdrawal, intake): view-only here."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Consent)
-class ConsentAdmin(_ReadOnlyAdmin):
+class ConsentAdmin(ReadOnlyAdmin):
     list_display = ["donor", "form", "status", "method", "given_at", "period_end"]
     list_filter = ["status", "method", "scope"]
 
 
 @admin.register(IntakeBatch)
-class IntakeBatchAdmin(_ReadOnlyAdmin):
+class IntakeBatchAdmin(ReadOnlyAdmin):
     list_display = ["public_id", "dataset", "created_at"]
 
 
 @admin.register(IntakeItem)
-class IntakeItemAdmin(_ReadOnlyAdmin):
+class IntakeItemAdmin(ReadOnlyAdmin):
     list_display = ["public_id", "batch", "status", "code", "created_at"]
     list_filter = ["status", "code"]
     exclude = ["name", "upload"]
