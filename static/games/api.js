@@ -1,7 +1,7 @@
 // Talks to the match-three API. Moves are queued and sent in batches; a batch that fails on the
 // network is retried with the same idempotency keys, so the server stores each label once.
 
-function csrfToken() {
+export function csrfToken() {
   const input = document.querySelector("input[name=csrfmiddlewaretoken]");
   return input ? input.value : "";
 }

@@ -2,7 +2,7 @@
 // animates clears and cascades, and sends moves through GameApi. The server decides everything
 // (gold answers never reach this page); this module only shows and asks.
 
-import { GameApi } from "./api.js";
+import { GameApi, csrfToken } from "./api.js";
 import { Viewer } from "./viewer.js";
 
 const root = document.getElementById("m3");
@@ -519,6 +519,26 @@ root.querySelector("[data-role=zoom]").addEventListener("click", () => {
   const tile = pos && tileAt(pos.r, pos.c);
   if (tile) showLarge(tile);
   viewerEl.classList.add("is-open");
+});
+root.querySelector("[data-role=report-form]").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const imageId = viewer.current;
+  if (!imageId) {
+    announce("Look at an image closer first, then report it.", true);
+    return;
+  }
+  const response = await fetch(root.dataset.reportUrl.replace(ZERO, imageId), {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+    body: JSON.stringify({ reason: event.target.elements.reason.value }),
+  }).catch(() => null);
+  if (response && response.ok) {
+    announce("Thank you: a clinician will look at this image.", true);
+    root.querySelector("[data-role=report]").open = false;
+  } else {
+    announce("The report could not be sent; please try again.", true);
+  }
 });
 root.querySelector("[data-role=viewer-close]").addEventListener("click", () => {
   viewerEl.classList.remove("is-open");

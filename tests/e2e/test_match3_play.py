@@ -121,3 +121,32 @@ def test_phone_player_finishes_the_tutorial_by_touch(new_page, live_server, arti
 
     assert page.get_by_role("heading", name="Level complete!").is_visible()
     _assert_labels_stored(player, dataset)
+
+
+def test_player_reports_an_image_that_looks_wrong(new_page, live_server):
+    from annotate.models import ReviewItem
+
+    playable_dataset(classes=("normal", "pneumonia"), plain=40, with_files=True, name="Report demo")
+    user_with_role("volunteer", username="rae_reports")
+    page = new_page(viewport={"width": 1280, "height": 800})
+    _log_in(page, live_server.url, "rae_reports")
+    page.goto(f"{live_server.url}/play/")
+    page.locator(".dataset-card", has_text="Report demo").get_by_role(
+        "link", name="Play match-three"
+    ).click()
+    page.get_by_role("link", name="Play Tutorial").click()
+    page.wait_for_selector("#m3[data-ready=true]")
+    tile = page.locator(".m3-tile[data-tile]").first
+    image_id = tile.get_attribute("data-image")
+    tile.hover()  # a mouse over a tile shows it in the close look
+
+    page.get_by_text("This image looks wrong?").click()
+    page.get_by_label("What is wrong with it?").select_option(
+        "Upside down, mirrored or colours inverted"
+    )
+    page.get_by_role("button", name="Report to a clinician").click()
+    page.get_by_text("Thank you: a clinician will look at this image.").first.wait_for()
+
+    item = ReviewItem.objects.get(reason=ReviewItem.Reason.REPORTED)
+    assert str(item.image.public_id) == image_id
+    assert item.details["reports"][0]["text"] == "Upside down, mirrored or colours inverted"
