@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -20,6 +21,13 @@ urlpatterns = [
     path("datasets/", include("annotate.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # A person opening the docs logs in first (scripts use the schema with their token).
+    path(
+        "api/docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
+    # Browsers ask for /favicon.ico on pages that name no icon (the admin, Swagger UI).
+    path("favicon.ico", views.favicon),
     path("admin/", admin.site.urls),
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,6 +26,8 @@ class HealthApi(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    # Always JSON, also in a browser: monitors and people read the same answer.
+    renderer_classes = [JSONRenderer]
 
     class OutputSerializer(serializers.Serializer):
         name = serializers.CharField()
@@ -42,3 +46,8 @@ class HealthApi(APIView):
         ok = all(c.ok for c in components)
         data = {"ok": ok, "components": self.OutputSerializer(components, many=True).data}
         return Response(data, status=200 if ok else 503)
+
+
+def favicon(request):
+    """The site icon for pages that name none (resolved per request: hashed names in production)."""
+    return redirect(static("tessera/favicon.svg"), permanent=True)

@@ -59,12 +59,16 @@ def test_the_default_is_authenticated_only(settings):
     ]
 
 
-def test_schema_and_docs_need_a_login(db, api_client, volunteer):
+def test_schema_and_docs_need_a_login(db, api_client, client, volunteer):
     assert api_client.get("/api/schema/").status_code == 401
+    anonymous_docs = client.get("/api/docs/")
+    assert anonymous_docs.status_code == 302
+    assert anonymous_docs["Location"].startswith("/accounts/login/?next=/api/docs/")
     api_client.force_authenticate(volunteer)
+    client.force_login(volunteer)
 
     schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
-    docs = api_client.get("/api/docs/")
+    docs = client.get("/api/docs/")
 
     assert schema.status_code == 200
     assert "/api/v1/me/" in schema.json()["paths"]
