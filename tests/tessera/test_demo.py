@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
-from annotate.models import Dataset, Image
+from annotate.models import Annotation, Consensus, Dataset, Image
 from consent.models import Consent
 
 
@@ -20,9 +20,19 @@ def test_load_demo_is_idempotent_and_complete(db, settings):
     settings.DEBUG = True
 
     call_command("load_demo", "--limit", "14")
-    first = (Image.objects.count(), Consent.objects.count(), User.objects.count())
+    first = (
+        Image.objects.count(),
+        Consent.objects.count(),
+        User.objects.count(),
+        Annotation.objects.count(),
+    )
     call_command("load_demo", "--limit", "14")
-    second = (Image.objects.count(), Consent.objects.count(), User.objects.count())
+    second = (
+        Image.objects.count(),
+        Consent.objects.count(),
+        User.objects.count(),
+        Annotation.objects.count(),
+    )
 
     assert first == second
     assert Image.objects.count() == 28
@@ -39,6 +49,14 @@ def test_load_demo_is_idempotent_and_complete(db, settings):
         "demo-coordinator",
         "demo-admin",
     } <= usernames
+    # The simulated crowd labelled a share of each dataset and consensus ran on it.
+    crowd = User.objects.filter(username__startswith="demo-crowd-")
+    assert crowd.count() == 12
+    assert not any(player.has_usable_password() for player in crowd)
+    for dataset in Dataset.objects.filter(task=Dataset.Task.CLASSIFICATION):
+        labelled = Annotation.objects.filter(image__dataset=dataset).values("image").distinct()
+        assert 0 < labelled.count() < dataset.images.count()
+        assert Consensus.objects.filter(image__dataset=dataset).count() == labelled.count()
 
 
 def test_demo_images_carry_no_metadata(db, settings):

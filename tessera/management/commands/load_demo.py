@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from tessera import demo
+from annotate.models import Dataset
+from tessera import demo, demo_crowd
 
 
 class Command(BaseCommand):
@@ -20,12 +21,17 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument(
+            "--no-crowd",
+            action="store_true",
+            help="No simulated crowd labels (tessera/demo_crowd.py; added only with DEBUG or --accounts).",
+        )
+        parser.add_argument(
             "--accounts",
             action="store_true",
             help="Create demo accounts even with DEBUG off (never do this on a public server).",
         )
 
-    def handle(self, *args, limit: int, accounts: bool, **options):
+    def handle(self, *args, limit: int, accounts: bool, no_crowd: bool, **options):
         try:
             data_dir = demo.data_root()
         except FileNotFoundError as exc:
@@ -33,6 +39,14 @@ class Command(BaseCommand):
         for source in demo.iter_sources():
             added = demo.load_source(source, data_dir=data_dir, limit=limit)
             self.stdout.write(f"{source.name}: {added} images added")
+            # Like the demo accounts, the simulated crowd exists only on a demo server.
+            if not no_crowd and (settings.DEBUG or accounts):
+                labels = demo_crowd.crowd_labels_load(
+                    dataset=Dataset.objects.get(slug=source.slug),
+                    truth=demo_crowd.source_truth(source, data_dir),
+                )
+                if labels:
+                    self.stdout.write(f"{source.name}: {labels} labels from the simulated crowd")
         if limit >= demo.BRAIN_MR_SERIES:
             queued = demo.load_brain_mr_intake(data_dir=data_dir)
             self.stdout.write(f"Brain MR anatomy: {queued} DICOM slices sent through intake")
