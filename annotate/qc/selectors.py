@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from django.db.models import Count
 
-from annotate.models import Dataset, ImageQc, QcModelVersion
+from annotate.models import Dataset, Image, ImageQc, QcModelVersion
 
 GRID_LIMIT = 300
+REVIEWABLE = (Image.Status.ACTIVE, Image.Status.RETIRED, Image.Status.QUARANTINED)
 
 # CSS preview of each fix on the thumbnail (y axis down: rotate(90deg) turns clockwise).
 CSS_TRANSFORM = {
@@ -50,11 +51,15 @@ def css_preview(transforms: list[str]) -> tuple[str, str]:
 def qc_overview(*, dataset: Dataset, limit: int = GRID_LIMIT) -> QcOverview:
     """The dataset's flagged images waiting for review (oldest first), counts per state, and the
     QC model in use. Access is the caller's check (`dataset_get_for_qc`)."""
-    pending = ImageQc.objects.filter(dataset=dataset, state=ImageQc.State.PENDING)
+    # A flag on an image that left meanwhile (withdrawn, rejected at the intake text check) is moot.
+    pending = ImageQc.objects.filter(
+        dataset=dataset, state=ImageQc.State.PENDING, image__status__in=REVIEWABLE
+    )
     rows = list(pending.select_related("image").order_by("created_at", "id")[:limit])
     counts = dict(
         ImageQc.objects.filter(dataset=dataset).values_list("state").annotate(n=Count("id"))
     )
+    counts[ImageQc.State.PENDING] = pending.count()
     models = QcModelVersion.objects.filter(dataset=dataset)
     return QcOverview(
         flagged=[FlaggedImage(qc, *css_preview(list(qc.suggested_fix))) for qc in rows],

@@ -86,6 +86,10 @@ def qc_resolve(
             return None
         raise Conflict("This image is no longer waiting for a QC decision.")
     image = Image.objects.select_for_update().get(pk=image_id)
+    if not image.file or image.status == Image.Status.WITHDRAWN:
+        if not resolve_review:
+            return None
+        raise Conflict("This image has no pixels any more (withdrawn or rejected at intake).")
     fields = ["updated_at"]
     if state == State.FIXED:
         image_fix_apply(image=image, transforms=list(qc.suggested_fix))

@@ -415,3 +415,36 @@ def test_training_leaves_out_flagged_reported_and_unusable_images(dataset, stub,
 
     assert {i.pk for i in images} == {*(i.pk for i in clean), kept.pk}
     assert n_excluded == 1  # the reported one; flagged and unusable are not in play
+
+
+def test_a_withdrawn_image_leaves_the_grid_and_cannot_be_fixed(dataset, stub, client):
+    image, _ = _image(dataset, ROTATED)
+    qc_image_score(image_id=image.pk)
+    image.file.delete(save=False)
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.WITHDRAWN, file="")
+    client.force_login(user_with_role(Role.COORDINATOR))
+
+    page = client.get(reverse("annotate:dataset-qc", args=[dataset.slug]))
+    response = client.post(
+        reverse("annotate:dataset-qc-decide", args=[dataset.slug, image.public_id]),
+        {"action": "accept_fix"},
+        HTTP_ACCEPT="application/json",
+    )
+
+    assert page.context["overview"].flagged == [] and page.context["overview"].n_pending == 0
+    assert response.status_code == 409
+    assert ImageQc.objects.get(image=image).state == "pending"
+
+
+def test_deciding_a_player_report_also_settles_a_pending_qc_flag(dataset, stub, volunteer):
+    image, _ = _image(dataset, ROTATED)
+    qc_image_score(image_id=image.pk)
+    reported = review_item_report(image=image, player=volunteer, reason_text="sideways")
+    clinician = user_with_role(Role.CLINICIAN)
+
+    review_item_claim(item_id=reported.pk, user=clinician)
+    review_decision_submit(item_id=reported.pk, user=clinician, action="unusable")
+
+    assert ImageQc.objects.get(image=image).state == "unusable"
+    assert not ReviewItem.objects.filter(image=image, status="open").exists()
+    assert Image.objects.get(pk=image.pk).status == Image.Status.UNUSABLE
