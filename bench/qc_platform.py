@@ -9,7 +9,8 @@ of the same set stored one by one (a quarter turned 90/180/270°, a quarter inve
 and each scored by the Celery task intake queues (`qc_image_score_task`, eager): that is the
 per-image cost a worker pays on intake (read the stored file, preprocess, forward, write the
 scores, quarantine + review item when flagged). Finally the batch job (`qc_dataset_score`,
-rescore) over the whole dataset. torch uses `--threads` intra-op threads.
+rescore) over the whole dataset. Training and the batch job use `--threads` intra-op threads;
+the per-image intake task always uses one.
 """
 
 from __future__ import annotations
@@ -144,6 +145,18 @@ def main() -> None:
         f"intake scoring ({args.intake} images, qc_image_score_task eager): first {ms[0]:.0f} ms "
         f"(loads the model), then median {np.median(ms[1:]):.1f} ms, p95 "
         f"{np.percentile(ms[1:], 95):.1f} ms, max {ms[1:].max():.1f} ms per image"
+    )
+    by_state = {
+        state: ms[1:][[states.get(pk) == state for pk in list(truth)[1:]]]
+        for state in (ImageQc.State.CLEAR, ImageQc.State.PENDING)
+    }
+    print(
+        "  median / p95 ms by outcome: "
+        + ", ".join(
+            f"{state} {np.median(v):.1f} / {np.percentile(v, 95):.1f} (n={v.size})"
+            for state, v in by_state.items()
+            if v.size
+        )
     )
     print(
         "flagged on intake: "

@@ -168,7 +168,16 @@ def qc_image_score(*, image_id: int) -> ImageQc | None:
     version = qc_model_latest(dataset_id=image.dataset_id)
     if version is None:
         return None
-    scores = _load(version).score([_read(image)])[0]
+    import torch
+
+    # One small forward pass: extra intra-op threads only contend for the cores (on a busy
+    # 2-core machine two threads made the p95 15-20x worse, docs/benchmarks.md).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        scores = _load(version).score([_read(image)])[0]
+    finally:
+        torch.set_num_threads(threads)
     return _record(image, version, scores)
 
 
