@@ -637,3 +637,106 @@ class ImagePriority(models.Model):
 
     def __str__(self) -> str:
         return f"priority {self.image_id}: {self.priority:.3f}"
+
+
+def qc_model_upload_to(instance: QcModelVersion, filename: str) -> str:
+    return f"qc/{instance.dataset_id}/v{instance.version}-{filename}"
+
+
+class QcModelVersion(models.Model):
+    """One trained intake-QC detector of a dataset (``ml.qc``): weights, thresholds, metrics.
+
+    `enabled` and `thresholds` are what ``ml.qc`` calibration decided on the dataset's own
+    held-out images (e.g. flip off where the anatomy is symmetric); scoring uses the latest ready
+    version. Immutable once ready.
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="qc_models")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
+    file = models.FileField(upload_to=qc_model_upload_to, blank=True)
+    # Detector name ("rotation", "flip", "inversion", "ood") -> on/off and decision threshold.
+    enabled = models.JSONField(default=dict, blank=True)
+    thresholds = models.JSONField(default=dict, blank=True)
+    target_fpr = models.FloatField(default=0.01)
+    n_images = models.PositiveIntegerField(default=0, help_text="Accepted images trained on.")
+    n_excluded = models.PositiveIntegerField(
+        default=0, help_text="Images left out: flagged, reported or confirmed unusable."
+    )
+    # {"validation_auc": {...}, "n_train", "n_calibration", "train_seconds", "known_bad": {...}}
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="qcmodel_unique"),
+            models.UniqueConstraint(
+                fields=["dataset"], condition=Q(status="training"), name="qcmodel_one_training"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.slug} QC v{self.version} ({self.status})"
+
+
+class ImageQc(TimeStampedModel):
+    """The QC scores of one image and where its review stands.
+
+    A flagged image waits (`pending`) in quarantine with a suggested fix; nothing is altered
+    until a reviewer decides: `fixed` (the fix was applied to the stored pixels), `kept` (a false
+    alarm: back into play as it is) or `unusable`.
+    """
+
+    class State(models.TextChoices):
+        CLEAR = "clear", "Passed"
+        PENDING = "pending", "Flagged, waiting for review"
+        FIXED = "fixed", "Fix applied after review"
+        KEPT = "kept", "Kept as it is after review"
+        UNUSABLE = "unusable", "Marked unusable after review"
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="qc")
+    # Denormalised so a dataset's flagged images come off one index.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    qc_model = models.ForeignKey(
+        QcModelVersion, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    p_rotated = models.FloatField(null=True, blank=True)
+    rotation_deg_cw = models.PositiveSmallIntegerField(default=0)
+    p_flipped = models.FloatField(null=True, blank=True)
+    flip_axis = models.CharField(max_length=16, blank=True)
+    p_inverted = models.FloatField(null=True, blank=True)
+    ood_score = models.FloatField(null=True, blank=True)
+    # ml.qc.QcScores.to_dict(), for diagnostics.
+    scores = models.JSONField(default=dict, blank=True)
+    # [{"detector", "reason", "score", "threshold"}]
+    reasons = models.JSONField(default=list, blank=True)
+    # Transforms (ml.qc.apply_transform names) that undo the problem, in order; empty: no fix.
+    suggested_fix = models.JSONField(default=list, blank=True)
+    fix_text = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CLEAR)
+    reviewed_by_id = models.BigIntegerField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["dataset", "state"], name="imageqc_state_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["clear", "pending"]) | Q(reviewed_at__isnull=False),
+                name="imageqc_decided_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"QC {self.image_id}: {self.state}"
+
+    @property
+    def is_flagged(self) -> bool:
+        return bool(self.reasons)

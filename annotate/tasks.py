@@ -91,3 +91,39 @@ def model_train_due_all_task() -> list[int]:
     for dataset_id in due:
         model_train_task.delay(dataset_id)
     return due
+
+
+# --- intake quality control ------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True)
+def qc_train_task(dataset_id: int, epochs: int | None = None) -> int | None:
+    """Train a dataset's QC detectors on its accepted images; returns the version id, or None
+    when another training of the dataset runs or there are too few images (both recorded)."""
+    from annotate.qc.training import qc_train
+
+    try:
+        return qc_train(dataset_id=dataset_id, epochs=epochs).pk
+    except ApplicationError as exc:
+        logger.info("QC training of dataset %s skipped: %s", dataset_id, exc.message)
+        return None
+
+
+@shared_task(acks_late=True)
+def qc_image_score_task(image_id: int) -> str | None:
+    """Score one stored image (queued by intake after commit); returns its QC state, or None
+    when its dataset has no QC model yet."""
+    from annotate.qc.scoring import qc_image_score
+
+    qc = qc_image_score(image_id=image_id)
+    return qc.state if qc is not None else None
+
+
+@shared_task(acks_late=True)
+def qc_dataset_score_task(dataset_id: int, rescore: bool = False) -> dict:
+    """Score every image of a dataset with its latest QC model (resumable batch job)."""
+    from dataclasses import asdict
+
+    from annotate.qc.scoring import qc_dataset_score
+
+    return asdict(qc_dataset_score(dataset_id=dataset_id, rescore=rescore))

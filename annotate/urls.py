@@ -1,6 +1,7 @@
 from django.urls import path
 
 from annotate import views
+from annotate.qc import views as qc_views
 
 app_name = "annotate"
 
@@ -24,4 +25,8 @@ urlpatterns = [
     path("<slug:slug>/", views.dataset_detail, name="dataset-detail"),
     path("<slug:slug>/model/", views.dataset_model, name="dataset-model"),
     path("<slug:slug>/model/train/", views.dataset_model_train, name="dataset-model-train"),
+    path("<slug:slug>/qc/", qc_views.qc_page, name="dataset-qc"),
+    path("<slug:slug>/qc/train/", qc_views.qc_train_view, name="dataset-qc-train"),
+    path("<slug:slug>/qc/score/", qc_views.qc_score_view, name="dataset-qc-score"),
+    path("<slug:slug>/qc/<uuid:public_id>/", qc_views.qc_decide_view, name="dataset-qc-decide"),
 ]

@@ -372,6 +372,11 @@ def _settle(*, item: ReviewItem, decision: ReviewDecision, user, now) -> None:  
         update.append("status")
     if update:
         image.save(update_fields=[*update, "updated_at"])
+    from annotate.qc.services import qc_settle_from_review
+
+    # Every open item of the image closes below, the QC one too: settle its QC flag (if any) the
+    # same way the QC grid does, kept or unusable.
+    qc_settle_from_review(image_id=image.pk, action=action, actor_id=user.pk)
     outcome = {
         "action": action,
         "label": decision.label_class.code if decision.label_class_id else None,

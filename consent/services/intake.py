@@ -243,6 +243,10 @@ def _store_processed(item: IntakeItem, processed: Processed) -> None:
     )
     if processed.kind == "dicom":
         item.cleaned_file.save("cleaned.dcm", ContentFile(processed.cleaned), save=False)
+    from annotate.tasks import qc_image_score_task
+
+    # Intake QC (annotate.qc): score the stored image once it is committed; a flag quarantines it.
+    qc_image_score_task.delay_on_commit(image.pk)
     _finish(
         item,
         IntakeItem.Status.QUARANTINED
