@@ -123,10 +123,7 @@ def _store(
     insert of the same keys: ``ON CONFLICT DO NOTHING`` and read the whole batch back.
     """
     keys = [label.idempotency_key for label in labels]
-    stored = {
-        a.idempotency_key: a
-        for a in Annotation.objects.filter(player_id=player_id, idempotency_key__in=keys)
-    }
+    stored = _stored_by_key(player_id, keys)
     before = set(stored)
     new = [label for label in labels if label.idempotency_key not in before]
     dataset_of = _check_access(new, allowed_image_ids)
@@ -144,10 +141,7 @@ def _store(
     ]
     if racing:
         Annotation.objects.bulk_create(rows, ignore_conflicts=True)
-        stored = {
-            a.idempotency_key: a
-            for a in Annotation.objects.filter(player_id=player_id, idempotency_key__in=keys)
-        }
+        stored = _stored_by_key(player_id, keys)
     elif rows:
         # No ignore_conflicts: the insert returns the new ids, and a key that a concurrent
         # submission stored meanwhile raises IntegrityError (retried above with racing=True).
@@ -174,6 +168,13 @@ def _store(
         )
     _count_for_consensus(result, dataset_of)
     return result
+
+
+def _stored_by_key(player_id: int, keys: Sequence[str]) -> dict[str, Annotation]:
+    return {
+        a.idempotency_key: a
+        for a in Annotation.objects.filter(player_id=player_id, idempotency_key__in=keys)
+    }
 
 
 def _count_for_consensus(result: Sequence[StoredLabel], dataset_of: dict[int, int]) -> None:
