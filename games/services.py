@@ -99,6 +99,30 @@ def session_public_view(session: GameSession, state: match3.Match3State) -> dict
 Served = dict[str, tuple[int, str]]  # public id -> (image pk, status) of a session's images
 
 
+def _serve(session: GameSession, image_ids: list[int]) -> set[int]:
+    """Record ``image_ids`` as served in ``session``; returns those this session got.
+
+    One INSERT in the common case. When another session of this player took some of the same
+    images at the same moment, the unique (player, image) constraint refuses it: the rows are
+    then inserted with ON CONFLICT DO NOTHING and this session keeps what it got.
+    """
+    rows = [
+        ServedImage(player_id=session.player_id, image_id=pk, session=session) for pk in image_ids
+    ]
+    try:
+        with transaction.atomic():
+            ServedImage.objects.bulk_create(rows)
+        return set(image_ids)
+    except IntegrityError:
+        pass
+    ServedImage.objects.bulk_create(rows, ignore_conflicts=True)
+    return set(
+        ServedImage.objects.filter(session=session, image_id__in=image_ids).values_list(
+            "image_id", flat=True
+        )
+    )
+
+
 class _Supplier:
     """Feeds one request's ``NeedTiles``: the player's gold rate and the dataset's reference
     images are read once per request (on first need), not once per refill."""
@@ -132,19 +156,7 @@ class _Supplier:
             rng=self.rng,
             exclude_image_ids=self._exclude,
         )
-        ServedImage.objects.bulk_create(
-            [
-                ServedImage(player_id=session.player_id, image_id=s.image_id, session=session)
-                for s in chosen
-            ],
-            ignore_conflicts=True,
-        )
-        # Another session of this player may have taken some of them at the same moment.
-        mine = set(
-            ServedImage.objects.filter(
-                session=session, image_id__in=[s.image_id for s in chosen]
-            ).values_list("image_id", flat=True)
-        )
+        mine = _serve(session, [s.image_id for s in chosen])
         order = {c.pk: k for k, c in enumerate(_class_rows(session.dataset))}
         tiles = tuple(
             match3.TileSpec(str(s.public_id), order[s.gold_class_id] if s.gold_class_id else None)
