@@ -313,6 +313,38 @@ def _daphne(args: argparse.Namespace, env: dict) -> list[subprocess.Popen]:
     return servers
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_cpu(servers: list[subprocess.Popen], cpu_before: list[float]) -> tuple[float, float]:
+    """CPU seconds the daphne processes and their PostgreSQL backends spent since the start.
+
+    The backends are the server processes' own connections (opened on their first request), so
+    their whole CPU time belongs to the run; other databases' backends are not counted.
+    """
+    from django.db import connection
+
+    daphne = sum(_cpu_seconds(p.pid) - c for p, c in zip(servers, cpu_before, strict=True))
+    if connection.vendor != "postgresql":
+        return daphne, 0.0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+    postgres = 0.0
+    for pid in pids:
+        try:
+            postgres += _cpu_seconds(pid)
+        except OSError:  # a backend that ended meanwhile
+            continue
+    return daphne, postgres
+
+
 def main() -> None:
     args = _args()
     if args.worker >= 0:
@@ -326,8 +358,10 @@ def main() -> None:
     dataset = big_dataset("bench-selection", args.images)
     before = Annotation.objects.count()
     res = Results()
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'bench'}")
+    path = [str(REPO), str(REPO / "bench"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     servers: list[subprocess.Popen] = []
+    cpu: tuple[float, float] | None = None
     try:
         if args.via == "http":
             from rest_framework.authtoken.models import Token
@@ -337,6 +371,7 @@ def main() -> None:
             tokens = [Token.objects.create(user=u).key for u in players]
             gold = _gold_answers(dataset)
             connection.close()
+            cpu_before = [_cpu_seconds(p.pid) for p in servers]
             stop = time.perf_counter() + args.seconds
             began = time.perf_counter()
             _run_threads(
@@ -353,6 +388,7 @@ def main() -> None:
                 args.players,
             )
             wall = time.perf_counter() - began
+            cpu = _server_cpu(servers, cpu_before)
         else:
             connection.close()
             start_at = time.time() + 3 + 1.5 * args.procs
@@ -398,6 +434,13 @@ def main() -> None:
         f"latency per batch ms: p50 {percentile(res.moves, 50):.1f}  "
         f"p95 {percentile(res.moves, 95):.1f}  p99 {percentile(res.moves, 99):.1f}"
     )
+    if cpu is not None and labels:
+        per_label = (cpu[0] + cpu[1]) / labels
+        print(
+            f"server CPU: daphne {cpu[0]:.1f} s + PostgreSQL backends {cpu[1]:.1f} s = "
+            f"{per_label * 1000:.2f} ms per label; 2 cores fully used would store "
+            f"{2 / per_label:.0f} labels/s"
+        )
     if res.starts:
         print(
             f"level starts ms: p50 {percentile(res.starts, 50):.1f}  "
