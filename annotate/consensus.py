@@ -290,10 +290,11 @@ def consensus_labels_added(*, dataset_id: int, n: int) -> bool:
     """
     from annotate.tasks import consensus_update_task
 
-    ConsensusModelState.objects.get_or_create(dataset_id=dataset_id)
-    ConsensusModelState.objects.filter(dataset_id=dataset_id).update(
-        labels_since_update=F("labels_since_update") + n
-    )
+    counter = ConsensusModelState.objects.filter(dataset_id=dataset_id)
+    # The row exists after a dataset's first labels: one UPDATE, and get_or_create only once.
+    if not counter.update(labels_since_update=F("labels_since_update") + n):
+        ConsensusModelState.objects.get_or_create(dataset_id=dataset_id)
+        counter.update(labels_since_update=F("labels_since_update") + n)
     due = ConsensusModelState.objects.filter(
         dataset_id=dataset_id, labels_since_update__gte=F("dataset__consensus_every")
     ).exists()

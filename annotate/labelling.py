@@ -1,11 +1,12 @@
 """Label submission: store a batch of class labels exactly once, whatever the client retries.
 
 A client gives every label an idempotency key. ``Annotation`` has a unique constraint on
-``(player, idempotency_key)``, so the batch is written with one ``INSERT ... ON CONFLICT DO
-NOTHING`` (``bulk_create(ignore_conflicts=True)``) and then read back by key: a retried batch, or two
-retries racing each other, store each label once and both get the stored rows back. A key already
-used for a *different* image or class is a client bug and is refused.
-"""
+``(player, idempotency_key)``. A batch reads the keys already stored, then inserts the new labels
+with one ``INSERT ... RETURNING id`` (three queries in all). When a concurrent retry of the same
+keys commits between that read and the insert, the unique constraint refuses the insert; the
+batch is then stored again with ``INSERT ... ON CONFLICT DO NOTHING`` and read back by key. Either
+way each label is stored once and every submission gets the stored rows back. A key already used
+for a *different* image or class is a client bug and is refused."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from annotate.models import Annotation, Image
 from tessera.errors import ApplicationError, Conflict, NotPermitted
@@ -97,58 +98,86 @@ def labels_submit(
         idempotency key reused for a different label. Nothing of the batch is stored.
     """
     _check_inputs(labels)
+    try:
+        with transaction.atomic():
+            return _store(player_id, labels, source, allowed_image_ids)
+    except IntegrityError:
+        # A concurrent submission of the same keys committed between our read and our insert
+        # (two retries racing): store the rest with ON CONFLICT DO NOTHING and read back.
+        with transaction.atomic():
+            return _store(player_id, labels, source, allowed_image_ids, racing=True)
+
+
+def _store(
+    player_id: int,
+    labels: Sequence[LabelInput],
+    source: str,
+    allowed_image_ids: frozenset[int],
+    *,
+    racing: bool = False,
+) -> list[StoredLabel]:
+    """One attempt at storing a batch (inside a transaction or savepoint).
+
+    The common case costs three queries: the keys already stored, the images' status and
+    dataset, and one ``INSERT ... RETURNING id``. ``racing`` is the fallback after a concurrent
+    insert of the same keys: ``ON CONFLICT DO NOTHING`` and read the whole batch back.
+    """
     keys = [label.idempotency_key for label in labels]
-    with transaction.atomic():
-        before = set(
-            Annotation.objects.filter(player_id=player_id, idempotency_key__in=keys).values_list(
-                "idempotency_key", flat=True
+    stored = _stored_by_key(player_id, keys)
+    before = set(stored)
+    new = [label for label in labels if label.idempotency_key not in before]
+    dataset_of = _check_access(new, allowed_image_ids)
+    rows = [
+        Annotation(
+            image_id=label.image_id,
+            player_id=player_id,
+            label_class_id=label.label_class_id,
+            source=source,
+            idempotency_key=label.idempotency_key,
+            response_ms=label.response_ms,
+            is_counted=label.counted,
+        )
+        for label in new
+    ]
+    if racing:
+        Annotation.objects.bulk_create(rows, ignore_conflicts=True)
+        stored = _stored_by_key(player_id, keys)
+    elif rows:
+        # No ignore_conflicts: the insert returns the new ids, and a key that a concurrent
+        # submission stored meanwhile raises IntegrityError (retried above with racing=True).
+        for row in Annotation.objects.bulk_create(rows):
+            stored[row.idempotency_key] = row
+    result = []
+    for label in labels:
+        row = stored[label.idempotency_key]
+        if (row.image_id, row.label_class_id) != (label.image_id, label.label_class_id):
+            raise Conflict(
+                "This idempotency key was already used for another label.",
+                extra={"key": label.idempotency_key},
+            )
+        result.append(
+            StoredLabel(
+                idempotency_key=label.idempotency_key,
+                annotation_id=row.pk,
+                image_id=row.image_id,
+                label_class_id=row.label_class_id,  # type: ignore[arg-type]
+                response_ms=row.response_ms,
+                is_counted=row.is_counted,
+                created=label.idempotency_key not in before,
             )
         )
-        new = [label for label in labels if label.idempotency_key not in before]
-        _check_access(new, allowed_image_ids)
-        Annotation.objects.bulk_create(
-            [
-                Annotation(
-                    image_id=label.image_id,
-                    player_id=player_id,
-                    label_class_id=label.label_class_id,
-                    source=source,
-                    idempotency_key=label.idempotency_key,
-                    response_ms=label.response_ms,
-                    is_counted=label.counted,
-                )
-                for label in new
-            ],
-            ignore_conflicts=True,
-        )
-        stored = {
-            a.idempotency_key: a
-            for a in Annotation.objects.filter(player_id=player_id, idempotency_key__in=keys)
-        }
-        result = []
-        for label in labels:
-            row = stored[label.idempotency_key]
-            if (row.image_id, row.label_class_id) != (label.image_id, label.label_class_id):
-                raise Conflict(
-                    "This idempotency key was already used for another label.",
-                    extra={"key": label.idempotency_key},
-                )
-            result.append(
-                StoredLabel(
-                    idempotency_key=label.idempotency_key,
-                    annotation_id=row.pk,
-                    image_id=row.image_id,
-                    label_class_id=row.label_class_id,  # type: ignore[arg-type]
-                    response_ms=row.response_ms,
-                    is_counted=row.is_counted,
-                    created=label.idempotency_key not in before,
-                )
-            )
-        _count_for_consensus(result)
+    _count_for_consensus(result, dataset_of)
     return result
 
 
-def _count_for_consensus(result: Sequence[StoredLabel]) -> None:
+def _stored_by_key(player_id: int, keys: Sequence[str]) -> dict[str, Annotation]:
+    return {
+        a.idempotency_key: a
+        for a in Annotation.objects.filter(player_id=player_id, idempotency_key__in=keys)
+    }
+
+
+def _count_for_consensus(result: Sequence[StoredLabel], dataset_of: dict[int, int]) -> None:
     """Tell consensus about the new counted labels, per dataset, once they are committed.
 
     After commit, so that the counter's row lock never serialises concurrent submissions.
@@ -158,7 +187,6 @@ def _count_for_consensus(result: Sequence[StoredLabel]) -> None:
     new_images = [r.image_id for r in result if r.created and r.is_counted]
     if not new_images:
         return
-    dataset_of = dict(Image.objects.filter(id__in=set(new_images)).values_list("id", "dataset_id"))
     per_dataset = Counter(dataset_of[image_id] for image_id in new_images)
     for dataset_id, n in per_dataset.items():
         transaction.on_commit(
@@ -166,19 +194,23 @@ def _count_for_consensus(result: Sequence[StoredLabel]) -> None:
         )
 
 
-def _check_access(labels: Sequence[LabelInput], allowed_image_ids: frozenset[int]) -> None:
+def _check_access(
+    labels: Sequence[LabelInput], allowed_image_ids: frozenset[int]
+) -> dict[int, int]:
+    """Refuse the batch unless every image is allowed and in play; returns image id -> dataset."""
     if not labels:
-        return
+        return {}
     image_ids = {label.image_id for label in labels}
     if not image_ids <= allowed_image_ids:
         raise NotPermitted("You can only label images you were given in this game.")
-    not_in_play = dict(
-        Image.objects.filter(pk__in=image_ids)
-        .exclude(status=Image.Status.ACTIVE)
-        .values_list("public_id", "status")
+    rows = Image.objects.filter(pk__in=image_ids).values_list(
+        "pk", "dataset_id", "public_id", "status"
     )
-    if not_in_play:
-        public_id, status = next(iter(not_in_play.items()))
+    dataset_of = {}
+    for pk, dataset_id, public_id, status in rows:
+        dataset_of[pk] = dataset_id
+        if status == Image.Status.ACTIVE:
+            continue
         reason = (
             "was withdrawn by its donor"
             if status == Image.Status.WITHDRAWN
@@ -188,3 +220,4 @@ def _check_access(labels: Sequence[LabelInput], allowed_image_ids: frozenset[int
             f"This image {reason}; its label cannot be accepted.",
             extra={"image": str(public_id), "status": status},
         )
+    return dataset_of

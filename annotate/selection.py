@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -83,34 +83,66 @@ def eligible_images(*, dataset: Dataset, player_id: int) -> QuerySet[Image]:
 
 # How deep into a dataset's priority ranking one selection may walk before falling back to random.
 PRIORITY_WALK_LIMIT = 2000
+# The largest window one walk step reads (windows double while most candidates are seen).
+MAX_WINDOW = 1000
 
-_FIELDS = ("pk", "public_id", "gold_class_id", "consent_id")
+_FIELDS = ("pk", "public_id", "gold_class_id", "served_as", "labelled_as", "permitted_by")
 
 
-def _consented(rows: list[tuple]) -> list[Selected]:
-    """The rows whose consent permits annotation now, as ``Selected``, in order."""
-    if not rows:
-        return []
-    ok = set(permitted_consents(consent_ids={r[3] for r in rows}).values_list("pk", flat=True))
-    return [Selected(pk, public_id, gold) for pk, public_id, gold, consent in rows if consent in ok]
+def _candidates(*, dataset: Dataset, player_id: int, exclude_image_ids: Collection[int]):
+    """Images of ``dataset`` in play, each with what decides whether this player may get it.
+
+    The player's history (a served record, a label) and the image's consent come back as
+    columns, each a correlated scalar subquery that reads one index entry per row read
+    (``(player, image)`` on both history tables, the consent's primary key). Not anti-joins in
+    the WHERE clause: a planner that underestimates a player's history (a new or fast-growing
+    player whose id is not in the column statistics) runs those as a nested loop over the whole
+    history for every candidate (PostgreSQL: 10 ms at 3,000 served images, 0.5 s seen). Not
+    ``EXISTS`` columns either: PostgreSQL turns those into hashed subplans that read the whole
+    history and every consent on each query. Scalar subqueries cannot be hashed, so the cost is
+    bounded by the rows read, whatever the history or the number of donors.
+    """
+    from games.models import ServedImage  # the served record lives with the games
+
+    def first_pk(qs: QuerySet) -> Subquery:
+        return Subquery(qs.order_by().values("pk")[:1])
+
+    qs = Image.objects.filter(dataset=dataset, status=Image.Status.ACTIVE)
+    if exclude_image_ids:
+        qs = qs.exclude(pk__in=list(exclude_image_ids))
+    return qs.annotate(
+        served_as=first_pk(ServedImage.objects.filter(player_id=player_id, image=OuterRef("pk"))),
+        labelled_as=first_pk(Annotation.objects.filter(player_id=player_id, image=OuterRef("pk"))),
+        permitted_by=first_pk(permitted_consents().filter(pk=OuterRef("consent_id"))),
+    )
+
+
+def _eligible(rows: list[tuple]) -> list[Selected]:
+    """The rows this player may get (never served, never labelled, consent permits), in order."""
+    return [
+        Selected(pk, public_id, gold)
+        for pk, public_id, gold, served_as, labelled_as, permitted_by in rows
+        if permitted_by is not None and served_as is None and labelled_as is None
+    ]
 
 
 def _walk(qs: QuerySet[Image], count: int, low: uuid.UUID | None, high: uuid.UUID | None):
-    """Up to ``count`` consented images with ``low <= public_id < high``, in public-id order."""
+    """Up to ``count`` eligible images with ``low <= public_id < high``, in public-id order."""
     chosen: list[Selected] = []
     inclusive = True
+    window = count + 4
     while len(chosen) < count:
         page = qs
         if low is not None:
             page = page.filter(public_id__gte=low) if inclusive else page.filter(public_id__gt=low)
         if high is not None:
             page = page.filter(public_id__lt=high)
-        want = count - len(chosen)
-        rows = list(page.order_by("public_id").values_list(*_FIELDS)[: want + 4])
-        chosen += _consented(rows)[:want]
-        if len(rows) < want + 4:
+        rows = list(page.order_by("public_id").values_list(*_FIELDS)[:window])
+        chosen += _eligible(rows)[: count - len(chosen)]
+        if len(rows) < window:
             break
         low, inclusive = rows[-1][1], False
+        window = min(2 * window, MAX_WINDOW)
     return chosen
 
 
@@ -146,10 +178,10 @@ def _prioritised(
         if not ids:
             break
         rows = {row[0]: row for row in qs.filter(pk__in=ids).values_list(*_FIELDS)}
-        chosen += _consented([rows[i] for i in ids if i in rows])[: count - len(chosen)]
+        chosen += _eligible([rows[i] for i in ids if i in rows])[: count - len(chosen)]
         offset += window
     if len(chosen) < count:
-        rest = qs.exclude(pk__in=[s.image_id for s in chosen])
+        rest = qs.exclude(pk__in=[s.image_id for s in chosen]) if chosen else qs
         chosen += _random_slice(rest, count - len(chosen), rng)
     return chosen
 
@@ -190,9 +222,7 @@ def next_images_select(
         return []
     if not 0.0 <= gold_rate <= 1.0:
         raise ValueError("gold_rate must be in [0, 1]")
-    base = unseen_images(dataset=dataset, player_id=player_id)
-    if exclude_image_ids:
-        base = base.exclude(pk__in=list(exclude_image_ids))
+    base = _candidates(dataset=dataset, player_id=player_id, exclude_image_ids=exclude_image_ids)
     # Through an expression, so that no planner walks the gold_class index (every gold image of
     # the table, then a sort) instead of the (dataset, status, public_id) range.
     base = base.alias(gold_key=Coalesce("gold_class_id", Value(0)))

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 PG_URL = "postgres://postgres@127.0.0.1:5432/tessera_bench_match3"
 
 
-def configure(db: str) -> None:
+def configure(db: str, *, migrate: bool = True) -> None:
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tessera.settings")
     if db == "postgres":
@@ -52,7 +52,8 @@ def configure(db: str) -> None:
     django.setup()
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+    if migrate:
+        call_command("migrate", verbosity=0)
 
 
 def big_dataset(slug: str, n_images: int, n_donors: int = 1000, gold_share: float = 0.15):

@@ -16,8 +16,10 @@ from games.models import GameSession, PlayerBadge, PlayerDatasetStats, PlayerSta
 from tessera.errors import NotPermitted
 
 
-def player_dataset_metrics(*, player_id: int, dataset: Dataset) -> progression.SkillMetrics:
-    """What is known about this player's reliability on ``dataset``."""
+def player_dataset_progress(
+    *, player_id: int, dataset: Dataset
+) -> tuple[progression.SkillMetrics, frozenset[str]]:
+    """This player's reliability on ``dataset`` and the levels they completed (two queries)."""
     n_classes = max(2, len(dataset.classes.all()))
     # The Dawid–Skene accuracy is the consensus model's own (annotate.PlayerSkill).
     ds_accuracy = (
@@ -27,8 +29,8 @@ def player_dataset_metrics(*, player_id: int, dataset: Dataset) -> progression.S
     )
     row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset=dataset).first()
     if row is None:
-        return progression.SkillMetrics(n_classes=n_classes, ds_accuracy=ds_accuracy)
-    return progression.SkillMetrics(
+        return progression.SkillMetrics(n_classes=n_classes, ds_accuracy=ds_accuracy), frozenset()
+    metrics = progression.SkillMetrics(
         gold_answers=row.gold_answers,
         gold_correct=row.gold_correct,
         labels=row.labels,
@@ -36,6 +38,12 @@ def player_dataset_metrics(*, player_id: int, dataset: Dataset) -> progression.S
         n_classes=n_classes,
         ds_accuracy=ds_accuracy,
     )
+    return metrics, frozenset(row.completed_levels)
+
+
+def player_dataset_metrics(*, player_id: int, dataset: Dataset) -> progression.SkillMetrics:
+    """What is known about this player's reliability on ``dataset``."""
+    return player_dataset_progress(player_id=player_id, dataset=dataset)[0]
 
 
 def completed_levels(*, player_id: int, dataset: Dataset) -> frozenset[str]:

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import numpy as np
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from annotate.labelling import LabelInput, labels_submit
@@ -30,9 +31,9 @@ from games.levels import reference_image_pks
 from games.models import GameSession, PlayerStats, ServedImage, SessionMove
 from games.scoring import MoveTally, stats_record_moves
 from games.selectors import (
-    completed_levels,
     levels_for_dataset,
     player_dataset_metrics,
+    player_dataset_progress,
 )
 from tessera.errors import ApplicationError, Conflict, NotPermitted
 
@@ -98,66 +99,94 @@ def session_public_view(session: GameSession, state: match3.Match3State) -> dict
 Served = dict[str, tuple[int, str]]  # public id -> (image pk, status) of a session's images
 
 
-def _supply(
-    session: GameSession,
-    state: match3.Match3State,
-    count: int,
-    rng: np.random.Generator,
-    served: Served,
-) -> tuple[match3.Match3State, list[Any]]:
-    metrics = player_dataset_metrics(player_id=session.player_id, dataset=session.dataset)
-    chosen = next_images_select(
-        player_id=session.player_id,
-        dataset=session.dataset,
-        count=count,
-        gold_rate=progression.gold_rate(metrics),
-        rng=rng,
-        exclude_image_ids=reference_image_pks(dataset=session.dataset),
+def _serve(session: GameSession, image_ids: list[int]) -> set[int]:
+    """Record ``image_ids`` as served in ``session``; returns those this session got.
+
+    One INSERT in the common case. When another session of this player took some of the same
+    images at the same moment, the unique (player, image) constraint refuses it: the rows are
+    then inserted with ON CONFLICT DO NOTHING and this session keeps what it got.
+    """
+    rows = [
+        ServedImage(player_id=session.player_id, image_id=pk, session=session) for pk in image_ids
+    ]
+    try:
+        with transaction.atomic():
+            ServedImage.objects.bulk_create(rows)
+        return set(image_ids)
+    except IntegrityError:
+        pass
+    ServedImage.objects.bulk_create(rows, ignore_conflicts=True)
+    return set(
+        ServedImage.objects.filter(session=session, image_id__in=image_ids).values_list(
+            "image_id", flat=True
+        )
     )
-    ServedImage.objects.bulk_create(
-        [
-            ServedImage(player_id=session.player_id, image_id=s.image_id, session=session)
+
+
+class _Supplier:
+    """Feeds one request's ``NeedTiles``: the player's gold rate and the dataset's reference
+    images are read once per request (on first need), not once per refill."""
+
+    def __init__(
+        self,
+        session: GameSession,
+        rng: np.random.Generator,
+        served: Served,
+        *,
+        gold_rate: float | None = None,
+    ) -> None:
+        self.session = session
+        self.rng = rng
+        self.served = served
+        self._gold_rate = gold_rate
+        self._exclude: tuple[int, ...] | None = None
+
+    def supply(self, state: match3.Match3State, count: int) -> tuple[match3.Match3State, list[Any]]:
+        session = self.session
+        if self._gold_rate is None:
+            metrics = player_dataset_metrics(player_id=session.player_id, dataset=session.dataset)
+            self._gold_rate = progression.gold_rate(metrics)
+        if self._exclude is None:
+            self._exclude = reference_image_pks(dataset=session.dataset)
+        chosen = next_images_select(
+            player_id=session.player_id,
+            dataset=session.dataset,
+            count=count,
+            gold_rate=self._gold_rate,
+            rng=self.rng,
+            exclude_image_ids=self._exclude,
+        )
+        mine = _serve(session, [s.image_id for s in chosen])
+        order = {c.pk: k for k, c in enumerate(_class_rows(session.dataset))}
+        tiles = tuple(
+            match3.TileSpec(str(s.public_id), order[s.gold_class_id] if s.gold_class_id else None)
             for s in chosen
-        ],
-        ignore_conflicts=True,
-    )
-    # Another session of this player may have taken some of them at the same moment.
-    mine = set(
-        ServedImage.objects.filter(
-            session=session, image_id__in=[s.image_id for s in chosen]
-        ).values_list("image_id", flat=True)
-    )
-    order = {c.pk: k for k, c in enumerate(_class_rows(session.dataset))}
-    tiles = tuple(
-        match3.TileSpec(str(s.public_id), order[s.gold_class_id] if s.gold_class_id else None)
-        for s in chosen
-        if s.image_id in mine
-    )
-    served.update(
-        {str(s.public_id): (s.image_id, Image.Status.ACTIVE) for s in chosen if s.image_id in mine}
-    )
-    return match3.apply(
-        state, match3.SupplyTiles(tiles, exhausted=len(chosen) < count), match3.rng_for(state)
-    )
+            if s.image_id in mine
+        )
+        self.served.update(
+            {
+                str(s.public_id): (s.image_id, Image.Status.ACTIVE)
+                for s in chosen
+                if s.image_id in mine
+            }
+        )
+        return match3.apply(
+            state, match3.SupplyTiles(tiles, exhausted=len(chosen) < count), match3.rng_for(state)
+        )
 
-
-def _feed(
-    session: GameSession,
-    state: match3.Match3State,
-    events: list[Any],
-    rng: np.random.Generator,
-    served: Served,
-) -> tuple[match3.Match3State, list[Any]]:
-    """Answer the engine's ``NeedTiles`` requests (a few rounds at most)."""
-    out = list(events)
-    pending = [e for e in events if isinstance(e, match3.NeedTiles)]
-    for _ in range(3):
-        if not pending:
-            break
-        state, more = _supply(session, state, sum(e.count for e in pending), rng, served)
-        out += more
-        pending = [e for e in more if isinstance(e, match3.NeedTiles)]
-    return state, out
+    def feed(
+        self, state: match3.Match3State, events: list[Any]
+    ) -> tuple[match3.Match3State, list[Any]]:
+        """Answer the engine's ``NeedTiles`` requests (a few rounds at most)."""
+        out = list(events)
+        pending = [e for e in events if isinstance(e, match3.NeedTiles)]
+        for _ in range(3):
+            if not pending:
+                break
+            state, more = self.supply(state, sum(e.count for e in pending))
+            out += more
+            pending = [e for e in more if isinstance(e, match3.NeedTiles)]
+        return state, out
 
 
 def _mark_shown(session: GameSession, state: match3.Match3State, at_ms: int) -> None:
@@ -185,10 +214,8 @@ def session_start(*, player_id: int, dataset: Dataset, level_id: str) -> Session
     config = levels.get(level_id)
     if config is None:
         raise NotPermitted("No such level.")
-    metrics = player_dataset_metrics(player_id=player_id, dataset=dataset)
-    unlocked = progression.unlocked_levels(
-        list(levels.values()), metrics, completed_levels(player_id=player_id, dataset=dataset)
-    )
+    metrics, completed = player_dataset_progress(player_id=player_id, dataset=dataset)
+    unlocked = progression.unlocked_levels(list(levels.values()), metrics, completed)
     if level_id not in unlocked:
         raise NotPermitted("This level is still locked.")
     seed = secrets.randbits(32)
@@ -203,8 +230,9 @@ def session_start(*, player_id: int, dataset: Dataset, level_id: str) -> Session
             )
             wanted = config.rows * config.cols + config.queue_target
             state, _ = match3.new_game(config, (), seed=seed)
-            state, events = _supply(session, state, wanted, rng, {})
-            state, _ = _feed(session, state, events, rng, {})
+            supplier = _Supplier(session, rng, {}, gold_rate=progression.gold_rate(metrics))
+            state, events = supplier.supply(state, wanted)
+            state, _ = supplier.feed(state, events)
             if not any(t is not None for row in state.board for t in row):
                 raise Conflict("You have seen every image of this dataset. Thank you!")
             session.state = state.to_dict()
@@ -292,7 +320,16 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
         raise ApplicationError("Each move needs its own key of 1 to 64 characters.")
     with transaction.atomic():
         session = _session_for_player(player_id, token, lock=True)
-        done = {m.key: m for m in SessionMove.objects.filter(session=session, key__in=keys)}
+        # One query for the common case (no retried key): how many moves, and whether any of
+        # this batch's keys is among them.
+        counts = SessionMove.objects.filter(session=session).aggregate(
+            n=Count("pk"), retried=Count("pk", filter=Q(key__in=keys))
+        )
+        done = (
+            {m.key: m for m in SessionMove.objects.filter(session=session, key__in=keys)}
+            if counts["retried"]
+            else {}
+        )
         state = match3.Match3State.from_dict(session.state)
         at_ms = now_ms()
         served = {
@@ -309,7 +346,8 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
         new_moves: list[SessionMove] = []
         labels: list[LabelInput] = []
         tally = dict(labels=0, gold_answers=0, gold_correct=0, too_fast=0)
-        seq = SessionMove.objects.filter(session=session).count()
+        seq = counts["n"]
+        supplier = _Supplier(session, rng, served)
         for move in moves:
             if move.key in done:
                 stored = done[move.key]
@@ -347,7 +385,7 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
                 )
                 seq += 1
                 continue
-            state, events = _feed(session, state, events, rng, served)
+            state, events = supplier.feed(state, events)
             for event in events:
                 if isinstance(event, match3.Label):
                     labels.append(

@@ -91,8 +91,19 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------------
 if PRODUCTION:
     DATABASES = {"default": env.db_url("DATABASE_URL")}
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    # Served over ASGI, where each request runs in a thread of its own: persistent connections
+    # (CONN_MAX_AGE > 0) are then opened per request and left open, never reused, until the
+    # server runs out of connections (Django's docs: disable them under ASGI). Connections are
+    # reused through psycopg's pool instead when DATABASE_POOL_SIZE is set (per process; needs
+    # the psycopg-pool package, psycopg[pool]).
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASE_POOL_SIZE := env.int("DATABASE_POOL_SIZE", default=0):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_SIZE,
+            "timeout": 10,
+        }
 else:
     DATABASES = {
         "default": {

@@ -105,3 +105,49 @@ def test_flagged_labels_are_stored_uncounted(volunteer, setup):
 def test_malformed_batches_are_refused(volunteer, labels, message):
     with pytest.raises(ApplicationError, match=message):
         _submit(volunteer, labels, [1, 2])
+
+
+def test_a_retry_that_commits_between_read_and_insert_is_not_duplicated(
+    volunteer, setup, monkeypatch
+):
+    """Two retries racing: the other one stored ``k0`` after this one looked for stored keys."""
+    from annotate import labelling
+
+    cls, images = setup
+    batch = [LabelInput(f"k{i}", img.pk, cls.pk, 900) for i, img in enumerate(images)]
+    allowed = [img.pk for img in images]
+    (other,) = _submit(volunteer, batch[:1], allowed)
+    real = labelling._stored_by_key
+    reads = []
+
+    def stale_first_read(player_id, keys):
+        reads.append(list(keys))
+        return {} if len(reads) == 1 else real(player_id, keys)
+
+    monkeypatch.setattr(labelling, "_stored_by_key", stale_first_read)
+
+    stored = _submit(volunteer, batch, allowed)
+
+    # The insert hit the unique key; the batch was stored again (read, insert, read back).
+    assert len(reads) == 3
+    assert [s.created for s in stored] == [False, True, True]
+    assert stored[0].annotation_id == other.annotation_id
+    assert Annotation.objects.count() == 3
+    assert sorted(Annotation.objects.values_list("idempotency_key", flat=True)) == [
+        "k0",
+        "k1",
+        "k2",
+    ]
+
+
+def test_a_batch_costs_three_queries(volunteer, setup, django_assert_num_queries):
+    cls, images = setup
+    batch = [LabelInput(f"q{i}", img.pk, cls.pk, 900) for i, img in enumerate(images)]
+
+    # Stored keys, status and dataset of the images, one INSERT ... RETURNING (plus the
+    # savepoint pair around them).
+    with django_assert_num_queries(5):
+        stored = _submit(volunteer, batch, [img.pk for img in images])
+
+    assert [s.created for s in stored] == [True, True, True]
+    assert len({s.annotation_id for s in stored}) == 3

@@ -128,6 +128,26 @@ def test_a_retried_batch_returns_the_stored_results_and_stores_nothing_twice(
     assert GameSession.objects.get().state["judgements"] == 3
 
 
+@pytest.mark.django_db
+def test_a_batch_mixing_retried_and_new_moves_applies_only_the_new_ones(volunteer, dataset, clock):
+    client = _client(volunteer)
+    view = _start(client, dataset).json()
+    tiles = _unjudged(view["view"])[:3]
+    clock[0] += 2000
+    first = _moves(client, view["token"], [_judge(tiles[0], key="m0")])
+
+    mixed = _moves(client, view["token"], [_judge(tiles[0], key="m0"), _judge(tiles[1], key="m1")])
+
+    assert [r["outcome"] for r in mixed.json()["results"]] == ["duplicate", "applied"]
+    assert mixed.json()["results"][0]["events"] == first.json()["results"][0]["events"]
+    assert sorted(Annotation.objects.values_list("idempotency_key", flat=True)) == ["m0", "m1"]
+    assert list(SessionMove.objects.order_by("seq").values_list("key", "seq")) == [
+        ("m0", 0),
+        ("m1", 1),
+    ]
+    assert GameSession.objects.get().state["judgements"] == 2
+
+
 @pytest.mark.skipif(
     connection.vendor == "sqlite",
     reason="SQLite's shared in-memory test database refuses concurrent writers ('table is "

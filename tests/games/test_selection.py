@@ -155,3 +155,51 @@ def test_random_order_differs_between_seeds(volunteer):
 
     assert first == again
     assert first != second
+
+
+def test_a_player_who_has_seen_nearly_everything_gets_exactly_the_rest(volunteer):
+    """The walk reads windows that grow while most of what it reads is already seen."""
+    dataset = DatasetFactory()
+    images = images_bulk(dataset=dataset, consent=ConsentFactory(), n=300)
+    seen, labelled, rest = images[:250], images[250:285], images[285:]
+    session = GameSession.objects.create(player=volunteer, dataset=dataset, level_id="x", state={})
+    ServedImage.objects.bulk_create(
+        [ServedImage(player=volunteer, image=img, session=session) for img in seen]
+    )
+    Annotation.objects.bulk_create(
+        [
+            Annotation(
+                image=img,
+                player=volunteer,
+                label_class=dataset.classes.first(),
+                source=Annotation.Source.REVIEW,
+                idempotency_key=f"r{img.pk}",
+            )
+            for img in labelled
+        ]
+    )
+
+    for seed in range(5):
+        picked = _select(volunteer, dataset, count=20, rate=0.0, seed=seed)
+        assert sorted(s.image_id for s in picked) == sorted(img.pk for img in rest)
+
+
+def test_a_selection_costs_the_same_few_queries_whatever_the_history(
+    volunteer, django_assert_max_num_queries
+):
+    dataset = DatasetFactory()
+    consent = ConsentFactory()
+    images_bulk(dataset=dataset, consent=consent, n=200, gold=dataset.classes.first())
+    images = images_bulk(dataset=dataset, consent=consent, n=200)
+    session = GameSession.objects.create(player=volunteer, dataset=dataset, level_id="x", state={})
+    ServedImage.objects.bulk_create(
+        [ServedImage(player=volunteer, image=img, session=session) for img in images[:50]]
+    )
+
+    # A gold walk, the priority ranking, a plain walk: one query each when the first window
+    # holds enough unseen images (a short dataset end may add a wrap-around query or two).
+    with django_assert_max_num_queries(5):
+        picked = _select(volunteer, dataset, count=20, rate=0.3, seed=3)
+
+    assert len(picked) == 20
+    assert not {s.image_id for s in picked} & {img.pk for img in images[:50]}
