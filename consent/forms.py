@@ -90,7 +90,13 @@ class MultipleFileField(forms.FileField):
 
 class UploadForm(forms.Form):
     consent = forms.ModelChoiceField(queryset=None, label="Under which consent")  # type: ignore[arg-type]
-    dataset = forms.ModelChoiceField(queryset=None, label="Dataset")  # type: ignore[arg-type]
+    dataset = forms.ModelChoiceField(
+        queryset=None,  # type: ignore[arg-type]
+        label="What do the images show?",
+        empty_label="Choose the collection they belong to",
+        help_text="Images go to the games of this collection; ones that do not fit it are "
+        "flagged for review, never silently used.",
+    )
     files = MultipleFileField(
         label="Images",
         help_text="DICOM, PNG or JPEG files, or a zip of them. Every file is de-identified "
@@ -108,6 +114,11 @@ class UploadForm(forms.Form):
             + (f" (donor {c.donor.pseudonym})" if c.method == "paper" else "")
         )
         self.fields["dataset"].queryset = datasets
+        self.fields["dataset"].label_from_instance = lambda d: (
+            f"{d.name}" + (f" ({d.modality})" if d.modality else "")
+        )
+        if datasets.count() == 1:
+            self.fields["dataset"].initial = datasets.first()
         if consents.count() == 1:
             self.fields["consent"].initial = consents.first()
 

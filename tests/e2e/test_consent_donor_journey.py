@@ -63,7 +63,7 @@ def test_donor_consents_uploads_and_withdraws(new_page, live_server, artifacts):
     assert len(code) == 19
 
     page.get_by_role("link", name="Upload images").click()
-    page.get_by_label("Dataset").select_option(label="Chest and brain demo")
+    page.get_by_label("What do the images show?").select_option(label="Chest and brain demo")
     page.set_input_files("input[type=file]", [str(p) for p in _real_files()])
     page.get_by_role("button", name="Upload").click()
     page.wait_for_url(f"{url}/consent/uploads/**")
