@@ -166,7 +166,9 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
             return
         for private in reply.private:
             await self.send_json({"type": "private", **private})
-        if kind in ("submit", "sync", "leave"):
+        # Everything else reaches the sender with the room's broadcast (a reply built inside the
+        # transaction could arrive after, and be older than, the broadcasts it caused).
+        if kind == "sync":
             await self.send_json(reply.payload)
         if kind == "leave":
             await self.close()

@@ -129,10 +129,10 @@ def lobby_snapshot() -> dict[str, Any]:
     waiting = (
         RaceTicket.objects.select_related("player", "dataset")
         .order_by("waiting_since")
-        .values_list("dataset__slug", "player__display_name", "player__username")[:200]
+        .values_list("dataset__target_structure", "player__display_name", "player__username")[:200]
     )
     return {
-        "waiting": [{"dataset": slug, "name": name or user} for slug, name, user in waiting],
+        "waiting": [{"race": race, "name": name or user} for race, name, user in waiting],
         "rooms_open": RaceRoom.objects.filter(status=RaceRoom.Status.OPEN).count(),
     }
 
@@ -256,7 +256,8 @@ class RoomMessage:
 
 @dataclass
 class RoomReply:
-    """What goes back to the sender only: their view and the events meant for them alone."""
+    """What goes back to the sender only: their view (``sync``, connect) and the events meant for
+    them alone (a rejected contour)."""
 
     payload: dict[str, Any]
     private: list[dict[str, Any]] = field(default_factory=list)
@@ -333,9 +334,7 @@ def room_message(*, token: uuid.UUID, player_id: int, message: RoomMessage) -> R
             for e in events
             if e.kind in engine.PRIVATE_EVENT_KINDS and getattr(e, "player_id", None) == pid
         ]
-        me = state.player(pid)
-        view = room_payload(room, state, pid) if me is not None and not me.is_ghost else {}
-        return RoomReply(payload={"type": "you", **view}, private=private)
+        return RoomReply(payload={}, private=private)
 
 
 def room_disconnect(*, token: uuid.UUID, player_id: int) -> None:

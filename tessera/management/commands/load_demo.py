@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from tessera import demo
+from tessera.demo_segmentation import load_segmentation_demo
 
 
 class Command(BaseCommand):
@@ -33,6 +34,9 @@ class Command(BaseCommand):
         for source in demo.iter_sources():
             added = demo.load_source(source, data_dir=data_dir, limit=limit)
             self.stdout.write(f"{source.name}: {added} images added")
+        self.stdout.write(
+            f"Skin lesion outlines: {load_segmentation_demo(data_dir=data_dir, limit=limit)} images added"
+        )
         if limit >= demo.BRAIN_MR_SERIES:
             queued = demo.load_brain_mr_intake(data_dir=data_dir)
             self.stdout.write(f"Brain MR anatomy: {queued} DICOM slices sent through intake")

@@ -110,6 +110,13 @@ async def test_two_players_race_one_round_over_websockets():
 
     await room_a.send_json_to({"type": "progress"})
     await room_a.send_json_to({"type": "submit", "points": NEAR, "closed": True})
+    await _until(
+        room_a,
+        lambda m: (
+            m["type"] == "room" and any(e.get("progress") == "submitted" for e in m["events"])
+        ),
+    )
+    await room_a.send_json_to({"type": "sync"})
     own = await _until(room_a, lambda m: m["type"] == "you")
     assert [p for p in own["view"]["players"] if p["you"]][0]["contour"]
     seen = await _until(
