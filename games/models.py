@@ -197,3 +197,6 @@ class DelayedAward(models.Model):
 
     def __str__(self) -> str:
         return f"{self.player_id} +{self.points} for {self.image_id}"
+
+
+from games.contour.models import RaceEntry, RaceRoom, RaceSeat, RaceTicket  # noqa: E402, F401

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from games import views
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("leaderboard/", views.leaderboard_page, name="leaderboard"),
     path("badges/", views.badges_page, name="badges"),
+    path("race/", include("games.contour.urls")),
     path("<slug:slug>/", views.levels, name="levels"),
     path("<slug:slug>/<slug:level_id>/", views.board, name="board"),
 ]

@@ -171,6 +171,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "annotate.tasks.model_train_due_all_task",
         "schedule": env.int("MODEL_TRAIN_CHECK_SECONDS", default=6 * 3600),
     },
+    # Contour race: fire room timers nobody is connected to fire, close stale rooms, match lobby.
+    "race-sweep": {"task": "games.contour.tasks.race_sweep", "schedule": 15},
 }
 
 # --- Auth ---------------------------------------------------------------------------------------

@@ -857,15 +857,18 @@ def apply(
 
 
 # ------------------------------------------------------------------------------------------- views
-def view_for(state: RoomState, player_id: str, *, now: int | None = None) -> dict[str, Any]:
+def view_for(state: RoomState, player_id: str | None, *, now: int | None = None) -> dict[str, Any]:
     """What ``player_id`` may see: presence and progress of all, their own contour, and everyone's
     contours and scores only once the round is over. Use it after a reconnect to resume.
 
-    ``now`` (server time, ms) is echoed so the client can align its countdown with the server.
+    ``player_id=None`` is the public view that every participant may receive (a broadcast): no
+    contour at all before the results. ``now`` (server time, ms) is echoed so the client can align
+    its countdown with the server.
     """
-    me = state.player(player_id)
-    if me is None or me.is_ghost:
-        raise InvalidMove(f"{player_id} is not in room {state.room_id}")
+    if player_id is not None:
+        me = state.player(player_id)
+        if me is None or me.is_ghost:
+            raise InvalidMove(f"{player_id} is not in room {state.room_id}")
     revealed = state.phase == RESULTS
     round_info: dict[str, Any] | None = None
     if state.round is not None:

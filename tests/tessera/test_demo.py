@@ -6,8 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
-from annotate.models import Annotation, Consensus, Dataset, Image
+from annotate.models import Annotation, Consensus, Dataset, GoldMask, Image
 from consent.models import Consent
+from games.contour.models import RaceEntry
 
 
 def test_demo_data_is_present(settings):
@@ -35,7 +36,22 @@ def test_load_demo_is_idempotent_and_complete(db, settings):
     )
 
     assert first == second
-    assert Image.objects.count() == 28
+    # Two classification datasets and the segmentation one, 14 images each.
+    assert Image.objects.count() == 42
+    outlines = Dataset.objects.get(slug="skin-lesion-outlines")
+    assert (outlines.task, outlines.target_structure) == ("segmentation", "Skin lesion")
+    # Every second image carries the expert mask as gold; the rest are scored by consensus.
+    assert GoldMask.objects.filter(image__dataset=outlines).count() == 7
+    # Seeded demo races (labelled demo data) on the gold images that are not reference examples,
+    # so a lone player has ghosts; a second run adds none.
+    seeded = RaceEntry.objects.filter(image__dataset=outlines)
+    assert seeded.count() == 3 * (7 - 3)
+    assert set(seeded.values_list("player__username", flat=True)) == {
+        "seed-racer-1",
+        "seed-racer-2",
+        "seed-racer-3",
+    }
+    assert not seeded.filter(image__gold_mask__isnull=True).exists()
     chest = Dataset.objects.get(slug="chest-xray-pneumonia")
     assert [c.code for c in chest.classes.all()] == ["NORMAL", "PNEUMONIA"]
     assert set(chest.images.values_list("gold_class__code", flat=True)) >= {"NORMAL", "PNEUMONIA"}

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Dataset
 from tessera import demo, demo_crowd
+from tessera.demo_segmentation import load_segmentation_demo
 
 
 class Command(BaseCommand):
@@ -47,6 +48,9 @@ class Command(BaseCommand):
                 )
                 if labels:
                     self.stdout.write(f"{source.name}: {labels} labels from the simulated crowd")
+        self.stdout.write(
+            f"Skin lesion outlines: {load_segmentation_demo(data_dir=data_dir, limit=limit)} images added"
+        )
         if limit >= demo.BRAIN_MR_SERIES:
             queued = demo.load_brain_mr_intake(data_dir=data_dir)
             self.stdout.write(f"Brain MR anatomy: {queued} DICOM slices sent through intake")

@@ -1,0 +1,200 @@
+"""Websockets of the contour race: the lobby (presence, queue, matches) and one socket per room.
+
+Thin: authenticate, check the shape of a message, call a service through
+``database_sync_to_async``, reply. Broadcasts leave from the services after commit; these
+consumers only forward them. The origin check (``AllowedHostsOriginValidator``) and the session
+authentication wrap every socket in ``tessera.asgi``.
+
+Room timers: the server is the clock. Each broadcast carries ``wake_at`` (the next time-driven
+change); every socket of the room arms a timer for it and asks ``room_tick``, which does the work
+once (under the room's row lock) and is a no-op for the others. The ``race_sweep`` beat task does
+the same for rooms nobody is connected to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from accounts.access import access_has_role
+from accounts.roles import Role
+from games.contour import services
+from tessera.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+UNAUTHENTICATED = 4401
+FORBIDDEN = 4403
+PLAYER_ROLES = (Role.VOLUNTEER, Role.CLINICIAN, Role.ADMIN)
+ROOM_KINDS = frozenset({"ready", "unready", "progress", "submit", "leave", "next", "sync"})
+
+
+@database_sync_to_async
+def _may_play(user) -> bool:  # type: ignore[no-untyped-def]
+    return access_has_role(user, *PLAYER_ROLES)
+
+
+async def _authenticate(consumer: AsyncJsonWebsocketConsumer) -> Any:
+    """The scope's user when they may play, else close the socket and return None."""
+    user = consumer.scope.get("user")
+    if user is None or not user.is_authenticated:
+        await consumer.close(code=UNAUTHENTICATED)
+        return None
+    if not await _may_play(user):
+        await consumer.close(code=FORBIDDEN)
+        return None
+    return user
+
+
+def _error(message: str) -> dict[str, str]:
+    return {"type": "error", "message": message}
+
+
+class RaceLobbyConsumer(AsyncJsonWebsocketConsumer):
+    """``{"type": "queue", "dataset": slug}``, ``{"type": "solo", "dataset": slug}``,
+    ``{"type": "cancel"}``; answers ``lobby`` snapshots, ``queued`` and ``matched``."""
+
+    async def connect(self) -> None:
+        user = await _authenticate(self)
+        if user is None:
+            return
+        self.user_id = user.pk
+        self.groups_joined = [services.LOBBY_GROUP, services.lobby_user_group(user.pk)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        snapshot = await database_sync_to_async(services.lobby_snapshot)()
+        await self.send_json({"type": "lobby", **snapshot})
+
+    async def disconnect(self, code: int) -> None:
+        if not hasattr(self, "user_id"):
+            return
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await database_sync_to_async(services.lobby_cancel)(player_id=self.user_id)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        slug = content.get("dataset") if isinstance(content, dict) else None
+        try:
+            if kind in ("queue", "ping") and isinstance(slug, str):
+                result = await database_sync_to_async(services.lobby_queue)(
+                    player_id=self.user_id, slug=slug
+                )
+                if result.room is not None:
+                    await self.send_json({"type": "matched", "room": str(result.room)})
+                else:
+                    await self.send_json({"type": "queued", "waiting": result.waiting})
+            elif kind == "solo" and isinstance(slug, str):
+                token = await database_sync_to_async(services.lobby_solo)(
+                    player_id=self.user_id, slug=slug
+                )
+                await self.send_json({"type": "matched", "room": str(token), "solo": True})
+            elif kind == "cancel":
+                await database_sync_to_async(services.lobby_cancel)(player_id=self.user_id)
+                await self.send_json({"type": "cancelled"})
+            else:
+                await self.send_json(_error("Unknown lobby message."))
+        except ApplicationError as error:
+            await self.send_json(_error(error.message))
+
+    async def race_lobby(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+    async def race_matched(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+
+class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
+    """One player's socket in one room: resume on connect, moves in, room broadcasts out."""
+
+    timer: asyncio.Task[None] | None = None
+    timer_at: int | None = None
+
+    async def connect(self) -> None:
+        user = await _authenticate(self)
+        if user is None:
+            return
+        self.user_id = user.pk
+        self.token = uuid.UUID(str(self.scope["url_route"]["kwargs"]["token"]))
+        self.group = services.room_group(self.token)
+        try:
+            reply = await database_sync_to_async(services.room_connect)(
+                token=self.token, player_id=self.user_id
+            )
+        except ApplicationError:
+            await self.close(code=FORBIDDEN)
+            return
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json(reply.payload)
+        self._arm(reply.payload.get("wake_at"))
+
+    async def disconnect(self, code: int) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not hasattr(self, "group"):
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        try:
+            await database_sync_to_async(services.room_disconnect)(
+                token=self.token, player_id=self.user_id
+            )
+        except ApplicationError:
+            logger.debug("disconnect from a closed or unknown room %s", self.token)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind not in ROOM_KINDS:
+            await self.send_json(_error("Unknown room message."))
+            return
+        message = services.RoomMessage(
+            kind=kind, points=content.get("points"), closed=content.get("closed") is True
+        )
+        try:
+            reply = await database_sync_to_async(services.room_message)(
+                token=self.token, player_id=self.user_id, message=message
+            )
+        except ApplicationError as error:
+            await self.send_json(_error(error.message))
+            return
+        for private in reply.private:
+            await self.send_json({"type": "private", **private})
+        # Everything else reaches the sender with the room's broadcast (a reply built inside the
+        # transaction could arrive after, and be older than, the broadcasts it caused).
+        if kind == "sync":
+            await self.send_json(reply.payload)
+        if kind == "leave":
+            await self.close()
+
+    async def race_room(self, event: dict[str, Any]) -> None:
+        payload = event["payload"]
+        await self.send_json(payload)
+        self._arm(payload.get("wake_at"))
+
+    def _arm(self, wake_at: int | None) -> None:
+        """Tick the room at ``wake_at`` (server epoch ms) unless a timer for it is armed."""
+        if wake_at is None or wake_at == self.timer_at:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = wake_at
+        delay = max(0.0, wake_at / 1000 - time.time()) + 0.01
+        self.timer = asyncio.ensure_future(self._tick_after(delay))
+
+    async def _tick_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.timer_at = None
+        try:
+            wake_at = await database_sync_to_async(services.room_tick)(token=self.token)
+        except ApplicationError:
+            logger.debug("tick of a closed or unknown room %s", self.token)
+            return
+        # Usually the tick's broadcast re-arms; this covers a clock that fired a little early.
+        self._arm(wake_at)

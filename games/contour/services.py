@@ -1,0 +1,639 @@
+"""Contour race: the lobby queue, rooms, contour storage and scoring.
+
+The engine (``games.engine.contour_race``) decides everything about a room; this layer keeps its
+state in ``RaceRoom.state`` (one row lock per move, so any number of ASGI processes can serve one
+room), answers the engine's service events (``ReadyToStart``: pick an image and ghosts;
+``ContourSubmitted``: store the annotation; ``RoundEnded``: queue the scoring task), and
+broadcasts what every participant may see once the transaction commits
+(``tessera.realtime.broadcast_on_commit``, one ``group_send`` per move).
+
+Time is the server's: every move is stamped with :func:`now_ms` here, never by the client.
+Scoring and STAPLE never run inside a player's move: the round's end queues ``race_score_task``
+after commit, and the consensus mask of the image is refreshed by
+``annotate.tasks.consensus_mask_update_task`` once per round.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from annotate.models import Annotation, Dataset, GoldMask, Image
+from games.contour import selectors
+from games.contour.models import RaceEntry, RaceRoom, RaceSeat, RaceTicket
+from games.engine import contour_race as engine
+from games.engine.common import Event, InvalidMove
+from games.engine.contours import dice as dice_of
+from tessera.errors import Conflict, NotPermitted
+from tessera.realtime import broadcast_on_commit
+
+logger = logging.getLogger(__name__)
+
+LOBBY_GROUP = "race.lobby"
+# Most recent counted contours an image's leave-one-out consensus is built from.
+MAX_CONSENSUS_CONTOURS = 24
+# A room nobody touched for this long is closed by the sweep.
+STALE_ROOM_S = 30 * 60
+MAX_POINTS = engine.ContourLimits.max_input_points
+
+
+def now_ms() -> int:
+    """Server clock in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def room_group(token: uuid.UUID) -> str:
+    """Channel-layer group of every socket in one room."""
+    return f"race.room.{token.hex}"
+
+
+def lobby_user_group(user_id: int) -> str:
+    """Channel-layer group of one player's lobby sockets (where "matched" arrives)."""
+    return f"race.lobby.{user_id}"
+
+
+def room_config(*, solo: bool) -> engine.RoomConfig:
+    """Room rules; timings can be shortened through settings (tests, demos)."""
+    return engine.RoomConfig(
+        countdown_ms=getattr(settings, "RACE_COUNTDOWN_MS", 3_000),
+        draw_ms=getattr(settings, "RACE_DRAW_MS", 60_000),
+        # A lone player who chose ghosts gets them at once; a matched room waits for company.
+        ghost_wait_ms=0 if solo else getattr(settings, "RACE_GHOST_WAIT_MS", 10_000),
+    )
+
+
+def lobby_wait_s() -> float:
+    """How long a queued player waits for room-mates before racing ghosts instead."""
+    return float(getattr(settings, "RACE_LOBBY_WAIT_S", 20))
+
+
+# ------------------------------------------------------------------------------------- payloads
+def _round_meta_for(room: RaceRoom, state: engine.RoomState) -> dict[str, Any]:
+    """What the page needs besides the engine view; the image only once drawing has started."""
+    meta = room.round_meta
+    if not meta or state.round is None:
+        return {}
+    out = {
+        "structure": state.round.structure,
+        "reference_url": meta.get("reference_url"),
+        "reference_outline": meta.get("reference_outline"),
+    }
+    if state.phase in (engine.DRAWING, engine.RESULTS):
+        out["image_url"] = meta.get("image_url")
+    if state.phase == engine.RESULTS and state.scored:
+        out["consensus_outline"] = meta.get("consensus_outline")
+    return out
+
+
+def room_payload(room: RaceRoom, state: engine.RoomState, player_id: str | None) -> dict[str, Any]:
+    """The room as ``player_id`` may see it (``None``: the broadcast every participant gets)."""
+    return {
+        "view": engine.view_for(state, player_id, now=now_ms()),
+        "names": room.names,
+        "meta": _round_meta_for(room, state),
+        "wake_at": room.wake_at,
+    }
+
+
+def _broadcast(
+    room: RaceRoom,
+    state: engine.RoomState,
+    events: Sequence[Event],
+    notices: Sequence[dict[str, Any]] = (),
+) -> None:
+    payload = {"type": "room", "events": [*engine.broadcast_events(events), *notices]}
+    payload.update(room_payload(room, state, None))
+    broadcast_on_commit(room_group(room.token), "race.room", payload)
+
+
+def _lobby_changed() -> None:
+    broadcast_on_commit(LOBBY_GROUP, "race.lobby", {"type": "lobby", **lobby_snapshot()})
+
+
+# ---------------------------------------------------------------------------------------- lobby
+def lobby_snapshot() -> dict[str, Any]:
+    """Who waits on which race, and how many rooms are playing: the lobby's presence."""
+    waiting = (
+        RaceTicket.objects.select_related("player", "dataset")
+        .order_by("waiting_since")
+        .values_list("dataset__target_structure", "player__display_name", "player__username")[:200]
+    )
+    return {
+        "waiting": [{"race": race, "name": name or user} for race, name, user in waiting],
+        "rooms_open": RaceRoom.objects.filter(status=RaceRoom.Status.OPEN).count(),
+    }
+
+
+@dataclass(frozen=True)
+class LobbyResult:
+    """``room``: the token of the room the player was put in, or None while they wait."""
+
+    room: uuid.UUID | None
+    waiting: int = 0
+
+
+def lobby_queue(*, player_id: int, slug: str) -> LobbyResult:
+    """Queue the player for a race on dataset ``slug`` and match whoever can be matched.
+
+    A player matched into a room hears it on their lobby group (``race.matched``); a player who
+    has waited longer than :func:`lobby_wait_s` gets a room of their own with ghosts.
+    """
+    dataset = selectors.race_dataset_get(slug=slug)
+    with transaction.atomic():
+        ticket = RaceTicket.objects.select_for_update().filter(player_id=player_id).first()
+        if ticket is None or ticket.dataset_id != dataset.pk:
+            RaceTicket.objects.filter(player_id=player_id).delete()
+            skill = selectors.player_skill(player_id=player_id, dataset_id=dataset.pk)
+            RaceTicket.objects.create(
+                player_id=player_id, dataset=dataset, skill=skill, waiting_since=timezone.now()
+            )
+        rooms = _match(dataset=dataset)
+        _lobby_changed()
+    return LobbyResult(room=rooms.get(player_id), waiting=_waiting_count(dataset))
+
+
+def _waiting_count(dataset: Dataset) -> int:
+    return RaceTicket.objects.filter(dataset=dataset).count()
+
+
+def _match(*, dataset: Dataset) -> dict[int, uuid.UUID]:
+    """Rooms for the dataset's waiting players (skill-matched), ghosts for the long-waiting."""
+    tickets = list(RaceTicket.objects.select_for_update().filter(dataset=dataset))
+    if not tickets:
+        return {}
+    now = now_ms()
+    waiting = [
+        engine.WaitingPlayer(str(t.player_id), t.skill, int(t.waiting_since.timestamp() * 1000))
+        for t in tickets
+    ]
+    matches = engine.match_players(waiting, now)
+    groups = [[int(p) for p in ids] for ids in matches.rooms]
+    lonely_since = timezone.now() - timedelta(seconds=lobby_wait_s())
+    groups += [
+        [t.player_id]
+        for t in tickets
+        if str(t.player_id) in matches.waiting and t.waiting_since <= lonely_since
+    ]
+    placed: dict[int, uuid.UUID] = {}
+    for player_ids in groups:
+        room = _room_create(dataset=dataset, player_ids=player_ids, solo=len(player_ids) == 1)
+        for pid in player_ids:
+            placed[pid] = room.token
+            broadcast_on_commit(
+                lobby_user_group(pid),
+                "race.matched",
+                {"type": "matched", "room": str(room.token), "solo": len(player_ids) == 1},
+            )
+    RaceTicket.objects.filter(player_id__in=list(placed)).delete()
+    return placed
+
+
+def lobby_solo(*, player_id: int, slug: str) -> uuid.UUID:
+    """A room of the player's own, raced against ghosts (replays of earlier players)."""
+    dataset = selectors.race_dataset_get(slug=slug)
+    with transaction.atomic():
+        RaceTicket.objects.filter(player_id=player_id).delete()
+        room = _room_create(dataset=dataset, player_ids=[player_id], solo=True)
+        _lobby_changed()
+    return room.token
+
+
+def lobby_cancel(*, player_id: int) -> None:
+    """Leave the queue (closing the lobby tab does the same)."""
+    with transaction.atomic():
+        if RaceTicket.objects.filter(player_id=player_id).delete()[0]:
+            _lobby_changed()
+
+
+def _room_create(*, dataset: Dataset, player_ids: list[int], solo: bool) -> RaceRoom:
+    token = uuid.uuid4()
+    at = now_ms()
+    state = engine.new_room(token.hex, room_config(solo=solo), at=at)
+    names = {}
+    users = User.objects.in_bulk(player_ids)
+    for pid in player_ids:
+        skill = selectors.player_skill(player_id=pid, dataset_id=dataset.pk)
+        state, _ = engine.apply(state, engine.Join(str(pid), at, skill))
+        names[str(pid)] = users[pid].public_name()
+    room = RaceRoom.objects.create(
+        token=token,
+        dataset=dataset,
+        state=state.to_dict(),
+        names=names,
+        wake_at=engine.next_wakeup(state),
+        seed=secrets.randbits(62),
+    )
+    RaceSeat.objects.bulk_create([RaceSeat(room=room, player_id=pid) for pid in player_ids])
+    logger.info("race room %s: %s players on %s", token, len(player_ids), dataset.slug)
+    return room
+
+
+# ----------------------------------------------------------------------------------------- rooms
+@dataclass(frozen=True)
+class RoomMessage:
+    """A message a player sent to their room socket (already shape-checked by the consumer).
+
+    ``kind``: ready | unready | progress | submit | leave | next | sync.
+    """
+
+    kind: str
+    points: Any = None
+    closed: bool = False
+
+
+@dataclass
+class RoomReply:
+    """What goes back to the sender only: their view (``sync``, connect) and the events meant for
+    them alone (a rejected contour)."""
+
+    payload: dict[str, Any]
+    private: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _locked(token: uuid.UUID) -> RaceRoom:
+    room = RaceRoom.objects.select_for_update().select_related("dataset").filter(token=token)
+    found = room.first()
+    if found is None:
+        raise NotPermitted("No such room.")
+    return found
+
+
+def _move_for(message: RoomMessage, pid: str, at: int) -> engine.Move | None:
+    if message.kind in ("ready", "unready"):
+        return engine.SetReady(pid, at, message.kind == "ready")
+    if message.kind == "progress":
+        return engine.ReportProgress(pid, at)
+    if message.kind == "submit":
+        points = message.points if isinstance(message.points, list) else []
+        if len(points) > MAX_POINTS:
+            points = points[: MAX_POINTS + 1]  # the engine refuses it with a reason
+        pairs = tuple(tuple(p) if isinstance(p, list) else p for p in points)
+        return engine.Submit(pid, at, pairs, closed=bool(message.closed))  # type: ignore[arg-type]
+    if message.kind == "leave":
+        return engine.Leave(pid, at)
+    if message.kind == "next":
+        return engine.NextRound(at)
+    return None
+
+
+def room_connect(*, token: uuid.UUID, player_id: int) -> RoomReply:
+    """A player's socket opened: resume their seat (reconnect) and return their view."""
+    selectors.room_for_player(token=token, player_id=player_id)
+    with transaction.atomic():
+        room = _locked(token)
+        state = engine.RoomState.from_dict(room.state)
+        pid = str(player_id)
+        if state.phase == engine.CLOSED:
+            raise Conflict("This room is closed.")
+        me = state.player(pid)
+        if me is None:
+            if state.phase != engine.LOBBY:
+                raise Conflict("You left this room; a round is in progress.")
+            skill = selectors.player_skill(player_id=player_id, dataset_id=room.dataset_id)
+            move: engine.Move = engine.Join(pid, now_ms(), skill)
+        else:
+            move = engine.Reconnect(pid, now_ms())
+        state, _ = _apply(room, state, move)
+        return RoomReply(payload={"type": "you", **room_payload(room, state, pid)})
+
+
+def room_message(*, token: uuid.UUID, player_id: int, message: RoomMessage) -> RoomReply:
+    """Apply one player message to their room; returns what only the sender gets back.
+
+    Raises ``NotPermitted`` without a seat, ``Conflict`` when the engine refuses the move (wrong
+    phase, closed room). A contour that fails validation is not an error: the reply carries a
+    ``submission_rejected`` event with the reason, and the player may submit again.
+    """
+    selectors.room_for_player(token=token, player_id=player_id)
+    pid = str(player_id)
+    with transaction.atomic():
+        room = _locked(token)
+        state = engine.RoomState.from_dict(room.state)
+        move = _move_for(message, pid, now_ms())
+        if move is None:  # sync: the view, nothing changes
+            return RoomReply(payload={"type": "you", **room_payload(room, state, pid)})
+        try:
+            state, events = _apply(room, state, move)
+        except InvalidMove as error:
+            raise Conflict(str(error)) from None
+        private = [
+            e.to_dict()
+            for e in events
+            if e.kind in engine.PRIVATE_EVENT_KINDS and getattr(e, "player_id", None) == pid
+        ]
+        return RoomReply(payload={}, private=private)
+
+
+def room_disconnect(*, token: uuid.UUID, player_id: int) -> None:
+    """A player's socket closed: the room stops waiting for them (they may reconnect)."""
+    with transaction.atomic():
+        room = _locked(token)
+        state = engine.RoomState.from_dict(room.state)
+        me = state.player(str(player_id))
+        if state.phase == engine.CLOSED or me is None or not me.connected:
+            return
+        _apply(room, state, engine.Disconnect(str(player_id), now_ms()))
+
+
+def room_tick(*, token: uuid.UUID) -> int | None:
+    """Apply the time-driven changes that are due (countdown over, ghost progress, deadline).
+
+    Cheap when nothing is due, so every socket of a room may call it at ``wake_at``. Returns the
+    room's next ``wake_at`` (None when nothing is scheduled or the room is closed).
+    """
+    with transaction.atomic():
+        room = _locked(token)
+        at = now_ms()
+        if room.status != RaceRoom.Status.OPEN:
+            return None
+        if room.wake_at is not None and room.wake_at <= at:
+            _apply(room, engine.RoomState.from_dict(room.state), engine.Tick(at))
+        return room.wake_at
+
+
+def _apply(
+    room: RaceRoom, state: engine.RoomState, move: engine.Move
+) -> tuple[engine.RoomState, list[Event]]:
+    """Apply ``move`` and the moves its service events call for; persist; broadcast on commit."""
+    pending: list[engine.Move] = [move]
+    events: list[Event] = []
+    notices: list[dict[str, Any]] = []
+    while pending:
+        state, more = engine.apply(state, pending.pop(0))
+        events += more
+        for event in more:
+            if isinstance(event, engine.ReadyToStart):
+                moves, notice = _start_round(room, state, event)
+                pending += moves
+                if notice:
+                    notices.append({"kind": "notice", "message": notice})
+            elif isinstance(event, engine.ContourSubmitted):
+                _contour_store(room, event)
+            elif isinstance(event, engine.RoundEnded):
+                _round_ended(room, event)
+    room.state = state.to_dict()
+    room.wake_at = engine.next_wakeup(state)
+    if state.phase == engine.CLOSED:
+        room.status = RaceRoom.Status.CLOSED
+    room.save(update_fields=["state", "names", "round_meta", "wake_at", "status", "updated_at"])
+    _broadcast(room, state, events, notices)
+    return state, events
+
+
+def _start_round(
+    room: RaceRoom, state: engine.RoomState, event: engine.ReadyToStart
+) -> tuple[list[engine.Move], str | None]:
+    """Pick the round's image (and ghosts) with the room's seeded generator; or un-ready everyone
+    with a notice when there is nothing to race on."""
+    dataset = room.dataset
+    humans = [int(p.player_id) for p in state.players if not p.is_ghost and not p.left]
+    rng = np.random.default_rng([room.seed, state.round_no + 1])
+    candidates = selectors.round_candidates(dataset=dataset, player_ids=humans)
+    ghosts: list[selectors.GhostSource] = []
+    if event.ghosts_wanted:
+        image = selectors.pick(selectors.with_ghosts(candidates, player_ids=humans), rng)
+        if image is not None:
+            ghosts = selectors.ghosts_for(
+                image=image, player_ids=humans, wanted=event.ghosts_wanted, rng=rng
+            )
+    else:
+        image = selectors.pick(candidates, rng)
+    if image is None or event.players + len(ghosts) < state.config.min_players:
+        message = (
+            "No earlier races to replay on an image you have not outlined yet: wait for other "
+            "players, or try another race."
+            if event.ghosts_wanted
+            else "There is no image left that every player here can outline."
+        )
+        at = state.now
+        unready = [engine.SetReady(str(pid), at, False) for pid in humans]
+        return unready, message
+    refs = selectors.reference_image_ids(dataset_id=dataset.pk)
+    ref = (
+        GoldMask.objects.select_related("image").get(image_id=refs[int(rng.integers(len(refs)))])
+        if refs
+        else None
+    )
+    room.names.update({g.replay.ghost_id: g.name for g in ghosts})
+    room.round_meta = {
+        "image_pk": image.pk,
+        "image_url": reverse("annotate:image-file", args=[image.public_id]),
+        "reference_url": (
+            reverse("annotate:image-file", args=[ref.image.public_id]) if ref else None
+        ),
+        "reference_outline": ref.polygons if ref else None,
+    }
+    spec = engine.RoundSpec(
+        image_id=str(image.public_id),
+        width=image.width,
+        height=image.height,
+        structure=dataset.target_structure,
+        reference_image_id=str(ref.image.public_id) if ref else None,
+    )
+    return [engine.StartRound(state.now, spec, tuple(g.replay for g in ghosts))], None
+
+
+def _contour_key(room: RaceRoom, round_no: int) -> str:
+    """Idempotency key of a player's contour: one per room and round (a retry stores nothing)."""
+    return f"race:{room.token.hex}:{round_no}"
+
+
+def _contour_store(room: RaceRoom, event: engine.ContourSubmitted) -> None:
+    """Store an accepted contour as an annotation in image pixel coordinates, with its timing.
+
+    Only while the image is in play: a donor who withdrew mid-round keeps their image out of the
+    data (the player still sees their own outline and a score, nothing is stored).
+    """
+    image_pk = room.round_meta["image_pk"]
+    if not Image.objects.filter(pk=image_pk, status=Image.Status.ACTIVE).exists():
+        logger.info("race %s: image %s left play mid-round; contour not stored", room.pk, image_pk)
+        return
+    player_id = int(event.player_id)
+    annotation, _ = Annotation.objects.get_or_create(
+        player_id=player_id,
+        idempotency_key=_contour_key(room, event.round_no),
+        defaults={
+            "image_id": image_pk,
+            "geometry": {
+                "points": [[x, y] for x, y in event.points],
+                "closed": True,
+                "repairs": list(event.repairs),
+            },
+            "source": Annotation.Source.CONTOUR_RACE,
+            "response_ms": event.elapsed_ms,
+        },
+    )
+    RaceEntry.objects.get_or_create(
+        room=room,
+        round_no=event.round_no,
+        player_id=player_id,
+        defaults={
+            "image_id": image_pk,
+            "annotation": annotation,
+            "started_ms": min(event.started_ms, event.elapsed_ms),
+            "elapsed_ms": event.elapsed_ms,
+        },
+    )
+
+
+def _round_ended(room: RaceRoom, event: engine.RoundEnded) -> None:
+    from games.contour.tasks import race_score_task
+
+    race_score_task.delay_on_commit(room.pk, event.round_no)
+
+
+# --------------------------------------------------------------------------------------- scoring
+def _read_mask(file_field) -> np.ndarray:  # type: ignore[no-untyped-def]
+    from PIL import Image as PILImage
+
+    with file_field.open("rb") as f, PILImage.open(f) as pil:
+        return np.asarray(pil.convert("L")) > 127
+
+
+def _gold_mask(image: Image) -> np.ndarray | None:
+    from ml.raster import polygons_to_mask
+
+    gold = GoldMask.objects.filter(image=image).first()
+    if gold is None:
+        return None
+    if gold.mask:
+        mask = _read_mask(gold.mask)
+        if mask.shape == (image.height, image.width):
+            return mask
+    return polygons_to_mask(
+        [np.asarray(r, dtype=float) for r in gold.polygons], image.height, image.width
+    )
+
+
+def _consensus_dice(
+    image: Image, masks: dict[str, np.ndarray], exclude_player: dict[str, int]
+) -> tuple[dict[str, float], np.ndarray | None]:
+    """Dice of each contour against the STAPLE consensus of every *other* counted contour on the
+    image (leave-one-out: the player's own contours never judge them); and the all-contour
+    consensus for the results overlay."""
+    from annotate.consensus import contour_points
+    from ml.raster import polygon_to_mask
+    from ml.staple import staple
+
+    rows = list(
+        Annotation.objects.filter(image=image, is_counted=True, geometry__isnull=False)
+        .order_by("-id")
+        .values_list("player_id", "geometry")[:MAX_CONSENSUS_CONTOURS]
+    )
+    raster = [
+        (player, polygon_to_mask(contour_points(g), image.height, image.width))
+        for player, g in rows
+    ]
+
+    def consensus(stack: list[np.ndarray]) -> np.ndarray:
+        return stack[0] if len(stack) == 1 else staple(np.stack(stack)).mask()
+
+    out = {}
+    for pid, mask in masks.items():
+        others = [m for player, m in raster if player != exclude_player[pid]]
+        if others:
+            out[pid] = dice_of(mask, consensus(others))
+    overall = consensus([m for _, m in raster]) if raster else None
+    return out, overall
+
+
+def race_round_score(*, room_id: int, round_no: int) -> bool:
+    """Score a finished round: Dice against gold where the image has gold, else against the
+    leave-one-out STAPLE consensus; the engine turns Dice and time into points.
+
+    Idempotent (a retried task finds the round scored). Returns whether it scored now.
+    """
+    from ml.raster import mask_to_polygons, polygon_to_mask
+
+    with transaction.atomic():
+        room = RaceRoom.objects.select_for_update().filter(pk=room_id).first()
+        if room is None:
+            return False
+        state = engine.RoomState.from_dict(room.state)
+        if state.phase != engine.RESULTS or state.round_no != round_no or state.scored:
+            return False
+        image = Image.objects.get(pk=room.round_meta["image_pk"])
+        submitted = [p for p in state.players if p.progress == engine.SUBMITTED and p.contour]
+        masks = {
+            p.player_id: polygon_to_mask(np.asarray(p.contour), image.height, image.width)
+            for p in submitted
+        }
+        gold = _gold_mask(image)
+        if gold is not None:
+            dice = {pid: dice_of(m, gold) for pid, m in masks.items()}
+            reference, shown = "gold", gold
+        else:
+            sources = {g.ghost_id: int(g.source_id) for g in state.ghosts}
+            source_players = dict(
+                Annotation.objects.filter(pk__in=sources.values()).values_list("pk", "player_id")
+            )
+            exclude = {
+                p.player_id: (
+                    source_players.get(sources.get(p.player_id, -1), -1)
+                    if p.is_ghost
+                    else int(p.player_id)
+                )
+                for p in submitted
+            }
+            dice, shown = _consensus_dice(image, masks, exclude)
+            reference = "consensus"
+        if shown is not None:
+            rings = mask_to_polygons(shown)
+            room.round_meta = {
+                **room.round_meta,
+                "consensus_outline": [r.tolist() for r in rings],
+                "reference_kind": reference,
+            }
+        move = engine.Scores(now_ms(), tuple(sorted(dice.items())), reference)
+        state, _ = _apply(room, state, move)
+        entries = RaceEntry.objects.filter(room=room, round_no=round_no)
+        for entry in entries:
+            p = state.player(str(entry.player_id))
+            if p is None:
+                continue
+            entry.dice, entry.score = p.dice, p.score
+            entry.reference = reference if p.dice is not None else ""
+            entry.save(update_fields=["dice", "score", "reference"])
+        if entries:
+            from annotate.tasks import consensus_mask_update_task
+
+            consensus_mask_update_task.delay_on_commit(image.pk)
+    return True
+
+
+# ----------------------------------------------------------------------------------------- sweep
+def race_sweep() -> dict[str, int]:
+    """Periodic: tick rooms whose timer is due with no socket left to do it, close rooms nobody
+    touched for ``STALE_ROOM_S``, and match (or give ghosts to) players waiting in the lobby."""
+    now = now_ms()
+    due = list(
+        RaceRoom.objects.filter(status=RaceRoom.Status.OPEN, wake_at__lte=now).values_list(
+            "token", flat=True
+        )[:500]
+    )
+    for token in due:
+        room_tick(token=token)
+    ticked = len(due)
+    stale = timezone.now() - timedelta(seconds=STALE_ROOM_S)
+    closed = RaceRoom.objects.filter(status=RaceRoom.Status.OPEN, updated_at__lt=stale).update(
+        status=RaceRoom.Status.CLOSED
+    )
+    matched = 0
+    for dataset in selectors.race_datasets().filter(race_tickets__isnull=False).distinct():
+        with transaction.atomic():
+            matched += len(_match(dataset=dataset))
+            _lobby_changed()
+    return {"ticked": ticked, "closed": closed, "matched": matched}

@@ -1,0 +1,293 @@
+"""Contour race services: lobby, rounds, storage, scoring, ghosts, withdrawal, the sweep."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate.consensus import contour_points
+from annotate.models import Annotation, ConsensusMask, Image
+from consent.models import Consent
+from consent.services.withdrawal import consent_withdraw
+from games.contour import services
+from games.contour.models import RaceEntry, RaceRoom, RaceSeat, RaceTicket
+from games.contour.tasks import race_sweep
+from games.engine import contour_race as engine
+from tests.factories import user_with_role
+from tests.games.contour.factories import FAR, GOLD, NEAR, race_dataset
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def msg(kind, **kw):
+    return services.RoomMessage(kind=kind, **kw)
+
+
+def state_of(token) -> engine.RoomState:
+    return engine.RoomState.from_dict(RaceRoom.objects.get(token=token).state)
+
+
+@pytest.fixture
+def pair():
+    return user_with_role("volunteer", username="ana"), user_with_role("volunteer", username="ben")
+
+
+def submit(token, player, points):
+    return services.room_message(
+        token=token, player_id=player.pk, message=msg("submit", points=points, closed=True)
+    )
+
+
+def matched_room(dataset, a, b):
+    first = services.lobby_queue(player_id=a.pk, slug=dataset.slug)
+    second = services.lobby_queue(player_id=b.pk, slug=dataset.slug)
+    assert first.room is None and second.room is not None
+    return second.room
+
+
+def start_drawing(token, a, b, clock):
+    for p in (a, b):
+        services.room_connect(token=token, player_id=p.pk)
+    for p in (a, b):
+        services.room_message(token=token, player_id=p.pk, message=msg("ready"))
+    clock.advance(1)
+    services.room_tick(token=token)
+    assert state_of(token).phase == engine.DRAWING
+
+
+def test_two_players_are_matched_race_and_are_scored_against_gold(pair, clock):
+    a, b = pair
+    dataset = race_dataset(plain=0, gold=3)
+    token = matched_room(dataset, a, b)
+    assert set(RaceSeat.objects.filter(room__token=token).values_list("player_id", flat=True)) == {
+        a.pk,
+        b.pk,
+    }
+    assert not RaceTicket.objects.exists()
+    start_drawing(token, a, b, clock)
+
+    clock.advance(4_000)
+    services.room_message(token=token, player_id=a.pk, message=msg("progress"))
+    clock.advance(6_000)
+    submit(token, a, NEAR)
+    clock.advance(10_000)
+    submit(token, b, FAR)
+
+    state = state_of(token)
+    assert state.phase == engine.RESULTS and state.scored and state.reference_kind == "gold"
+    entries = {e.player_id: e for e in RaceEntry.objects.select_related("annotation")}
+    # Drawing began 1 ms before the clock was first advanced.
+    assert (entries[a.pk].started_ms, entries[a.pk].elapsed_ms) == (4_001, 10_001)
+    assert entries[a.pk].dice > 0.85 and entries[b.pk].dice == 0.0
+    assert entries[a.pk].score > 850 and entries[b.pk].score == 0
+    assert entries[a.pk].reference == "gold"
+    # Stored as contour annotations in image pixel coordinates, readable by consensus.
+    ann = entries[a.pk].annotation
+    assert ann.source == Annotation.Source.CONTOUR_RACE and ann.is_counted
+    assert sorted(contour_points(ann.geometry).tolist()) == sorted(NEAR)
+    assert ann.idempotency_key == f"race:{token.hex}:1"
+    # The consensus task ran after the round: two contours make a STAPLE mask.
+    assert ConsensusMask.objects.get(image=ann.image).n_contours == 2
+
+
+def test_others_contours_stay_hidden_until_the_results(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    submit(token, a, NEAR)
+
+    seen_by_b = services.room_message(token=token, player_id=b.pk, message=msg("sync")).payload
+    others = {p["player_id"]: p for p in seen_by_b["view"]["players"]}
+    assert others[str(a.pk)]["progress"] == "submitted"
+    assert "contour" not in others[str(a.pk)]
+    assert "47.0" not in str(seen_by_b)
+
+    submit(token, b, GOLD)
+    after = services.room_message(token=token, player_id=b.pk, message=msg("sync")).payload
+    revealed = {p["player_id"]: p for p in after["view"]["players"]}
+    assert revealed[str(a.pk)]["contour"] is not None
+    assert revealed[str(a.pk)]["score"] > 0
+    assert after["meta"]["consensus_outline"]  # the overlay: own outline vs reference
+
+
+def test_an_invalid_contour_is_refused_with_a_reason_and_nothing_is_stored(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+
+    reply = services.room_message(
+        token=token,
+        player_id=a.pk,
+        message=msg("submit", points=[[10, 10], [40, 10], [40, 30]], closed=False),
+    )
+    bowtie = services.room_message(
+        token=token,
+        player_id=a.pk,
+        message=msg("submit", points=[[10, 10], [40, 40], [40, 10], [10, 40]], closed=True),
+    )
+    outside = services.room_message(
+        token=token,
+        player_id=a.pk,
+        message=msg("submit", points=[[10, 10], [400, 10], [400, 30]], closed=True),
+    )
+
+    assert [p["code"] for p in reply.private] == ["open_contour"]
+    assert [p["code"] for p in bowtie.private] == ["self_intersecting"]
+    assert [p["code"] for p in outside.private] == ["out_of_bounds"]
+    assert not Annotation.objects.exists()
+    assert state_of(token).player(str(a.pk)).progress == engine.WAITING
+
+
+def test_a_second_submission_stores_nothing_more(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    submit(token, a, NEAR)
+
+    again = services.room_message(
+        token=token, player_id=a.pk, message=msg("submit", points=GOLD, closed=True)
+    )
+
+    assert [p["code"] for p in again.private] == ["already_submitted"]
+    assert Annotation.objects.filter(player=a).count() == 1
+
+
+def test_a_player_who_leaves_does_not_stall_the_room_and_can_resume(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    services.room_disconnect(token=token, player_id=b.pk)
+    view = services.room_connect(token=token, player_id=b.pk).payload["view"]
+    assert view["phase"] == "drawing" and view["round"]["width"] == 64  # resumed mid-round
+    services.room_disconnect(token=token, player_id=b.pk)
+
+    submit(token, a, NEAR)
+
+    state = state_of(token)
+    assert state.phase == engine.RESULTS
+    assert state.player(str(b.pk)).progress == engine.TIMED_OUT
+
+
+def test_strangers_have_no_seat(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    stranger = user_with_role("volunteer")
+
+    with pytest.raises(services.NotPermitted):
+        services.room_connect(token=token, player_id=stranger.pk)
+    with pytest.raises(services.NotPermitted):
+        services.room_message(token=token, player_id=stranger.pk, message=msg("ready"))
+
+
+def test_a_lone_player_races_ghosts_scored_against_leave_one_out_consensus(pair, clock):
+    a, b = pair
+    dataset = race_dataset(plain=1, gold=0)
+    # Two earlier players raced the one plain image.
+    token = matched_room(dataset, a, b)
+    start_drawing(token, a, b, clock)
+    clock.advance(5_000)
+    submit(token, a, GOLD)
+    clock.advance(3_000)
+    submit(token, b, NEAR)
+    assert state_of(token).reference_kind == "consensus"
+    # LOO: each is judged by the other's contour only.
+    dice = dict(RaceEntry.objects.values_list("player_id", "dice"))
+    assert dice[a.pk] == pytest.approx(dice[b.pk]) and 0.85 < dice[a.pk] < 1.0
+
+    solo = user_with_role("volunteer", username="cleo")
+    room = services.lobby_solo(player_id=solo.pk, slug=dataset.slug)
+    services.room_connect(token=room, player_id=solo.pk)
+    services.room_message(token=room, player_id=solo.pk, message=msg("ready"))
+    state = state_of(room)
+    assert state.phase == engine.COUNTDOWN
+    assert sorted(p.player_id for p in state.players if p.is_ghost) == ["ghost-1", "ghost-2"]
+    assert "ana" not in str(RaceRoom.objects.get(token=room).names)  # ghosts are anonymous
+
+    clock.advance(1)
+    services.room_tick(token=room)  # drawing
+    clock.advance(5_500)
+    services.room_tick(token=room)
+    # Ghosts replay the recorded timings: ana's contour came at 5 s, ben's at 8 s.
+    ghosts = sorted(p.progress for p in state_of(room).players if p.is_ghost)
+    assert ghosts == ["submitted", "waiting"]
+    submit(room, solo, NEAR)
+    clock.advance(10_000)
+    services.room_tick(token=room)
+
+    final = state_of(room)
+    assert final.phase == engine.RESULTS and final.scored
+    scores = {p.player_id: p.dice for p in final.players}
+    assert scores["ghost-1"] is not None and scores["ghost-2"] is not None
+    # Cleo is judged by the consensus of ana's and ben's contours, not her own.
+    assert scores[str(solo.pk)] == pytest.approx(RaceEntry.objects.get(player=solo).dice)
+    assert RaceEntry.objects.filter(player=solo).count() == 1  # ghosts store nothing
+
+
+def test_without_earlier_races_a_lone_player_is_told_and_unreadied(clock):
+    solo = user_with_role("volunteer")
+    dataset = race_dataset(plain=2, gold=0)
+    room = services.lobby_solo(player_id=solo.pk, slug=dataset.slug)
+    services.room_connect(token=room, player_id=solo.pk)
+
+    services.room_message(token=room, player_id=solo.pk, message=msg("ready"))
+
+    state = state_of(room)
+    assert state.phase == engine.LOBBY and not state.player(str(solo.pk)).ready
+
+
+def test_withdrawn_and_retired_images_are_never_raced(pair, clock):
+    a, b = pair
+    dataset = race_dataset(plain=2, gold=0)
+    consent = Consent.objects.get()
+    Image.objects.filter(dataset=dataset, gold_mask__isnull=True).update(
+        status=Image.Status.RETIRED
+    )
+    token = matched_room(dataset, a, b)
+    for p in (a, b):
+        services.room_connect(token=token, player_id=p.pk)
+        services.room_message(token=token, player_id=p.pk, message=msg("ready"))
+    assert state_of(token).phase == engine.LOBBY  # nothing left to race
+
+    Image.objects.filter(dataset=dataset).update(status=Image.Status.ACTIVE)
+    consent_withdraw(consent_id=consent.pk, actor_id=None, channel="web")
+    for p in (a, b):
+        services.room_message(token=token, player_id=p.pk, message=msg("ready"))
+    assert state_of(token).phase == engine.LOBBY
+
+
+def test_a_withdrawal_mid_round_keeps_the_contour_out_of_the_data(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    Image.objects.update(status=Image.Status.WITHDRAWN)
+
+    submit(token, a, NEAR)
+
+    assert not Annotation.objects.exists()
+
+
+def test_the_sweep_finishes_a_round_nobody_is_connected_to(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    submit(token, a, NEAR)
+    services.room_disconnect(token=token, player_id=a.pk)
+    services.room_disconnect(token=token, player_id=b.pk)
+    assert state_of(token).phase == engine.DRAWING  # waits for the deadline: b may come back
+
+    clock.advance(60_001)
+    race_sweep.delay()
+
+    state = state_of(token)
+    assert state.phase == engine.RESULTS and state.scored
+    assert RaceEntry.objects.get(player=a).score > 0
+
+
+def test_the_lobby_gives_ghosts_to_a_player_who_waited_too_long(settings, clock):
+    settings.RACE_LOBBY_WAIT_S = 0
+    solo = user_with_role("volunteer")
+    dataset = race_dataset(plain=1, gold=0)
+
+    result = services.lobby_queue(player_id=solo.pk, slug=dataset.slug)
+
+    assert result.room is not None
+    assert RaceRoom.objects.get(token=result.room).state["config"]["ghost_wait_ms"] == 0
