@@ -88,6 +88,8 @@ def _requirement(level: LevelConfig) -> str:
         parts.append(f"answer {level.unlock.min_gold_answers} checks")
     if level.unlock.min_accuracy:
         parts.append(f"with a proven accuracy of {level.unlock.min_accuracy:.0%}")
+    if len(parts) > 1 and level.unlock.requires:
+        parts[0] += ", then"
     text = " ".join(parts)
     return text[:1].upper() + text[1:]
 
