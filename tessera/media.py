@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.apps import apps
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,22 @@ class SweepResult:
     failed: int
     bytes_freed: int
     dry_run: bool
+
+
+def files_delete_on_commit(names: list[str]) -> None:
+    """Delete replaced files once the transaction that dropped them commits.
+
+    A failed delete is logged and left to the sweep below: the row no longer names the file.
+    """
+
+    def delete() -> None:
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except OSError:
+                logger.exception("could not delete a replaced file")
+
+    transaction.on_commit(delete)
 
 
 def media_referenced_names() -> set[str]:

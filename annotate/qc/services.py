@@ -10,7 +10,6 @@ import logging
 from uuid import UUID
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,23 +18,13 @@ from annotate.qc.pixels import SWAPS_AXES, rewrite_file
 from consent.models import IntakeItem
 from consent.services import audit_event_record
 from tessera.errors import ApplicationError, Conflict, NotPermitted
+from tessera.media import files_delete_on_commit
 
 logger = logging.getLogger(__name__)
 
 State = ImageQc.State
 # What a reviewer clicks on the grid -> the state it settles the flag in.
 GRID_ACTIONS = {"accept_fix": State.FIXED, "keep": State.KEPT, "unusable": State.UNUSABLE}
-
-
-def _delete_on_commit(names: list[str]) -> None:
-    def delete() -> None:
-        for name in names:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                logger.exception("could not delete a replaced file")
-
-    transaction.on_commit(delete)
 
 
 def image_fix_apply(*, image: Image, transforms: list[str]) -> None:
@@ -55,7 +44,7 @@ def image_fix_apply(*, image: Image, transforms: list[str]) -> None:
         image.thumbnail.save(f"thumb.{thumb_ext}", ContentFile(thumb), save=False)
     if sum(t in SWAPS_AXES for t in transforms) % 2:
         image.width, image.height = image.height, image.width
-    _delete_on_commit(old)
+    files_delete_on_commit(old)
 
 
 def _intake_pending(image: Image) -> bool:

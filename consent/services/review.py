@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,6 +16,7 @@ from consent.models import IntakeItem
 from consent.services import audit_event_record
 from consent.services.intake import intake_limits, thumbnail_jpeg
 from tessera.errors import ApplicationError, Conflict
+from tessera.media import files_delete_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +31,6 @@ def _locked_quarantined(item_id: int) -> tuple[IntakeItem, Image]:
     if image.status != Image.Status.QUARANTINED:
         raise Conflict("This image is no longer waiting for review.")
     return item, image
-
-
-def _delete_on_commit(names: list[str]) -> None:
-    def delete() -> None:
-        for name in names:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                logger.exception("could not delete a replaced file")
-
-    transaction.on_commit(delete)
 
 
 def boxes_validate(raw: Sequence[dict], *, width: int, height: int) -> list[TextBox]:
@@ -97,7 +86,7 @@ def intake_item_release(
         image.sha256, image.phash = rederived.sha256, rederived.phash
         fields += ["file", "thumbnail", "sha256", "phash"]
         item.sha256, item.phash = rederived.sha256, rederived.phash
-        _delete_on_commit(old)
+        files_delete_on_commit(old)
     image.status = Image.Status.ACTIVE
     image.save(update_fields=fields)
     item.status = IntakeItem.Status.ACCEPTED
@@ -132,7 +121,7 @@ def intake_item_release(
 def intake_item_reject(*, item_id: int, actor_id: int, reason: str = "") -> IntakeItem:
     """Refuse a quarantined image: it never enters play and its pixels are deleted."""
     item, image = _locked_quarantined(item_id)
-    _delete_on_commit(
+    files_delete_on_commit(
         [name for name in (image.file.name, image.thumbnail.name, item.cleaned_file.name) if name]
     )
     image.status = Image.Status.UNUSABLE
