@@ -5,6 +5,7 @@ images, with the adaptive gold mix, and records them as served (like the game do
 
     python bench/selection_next.py --db sqlite
     python bench/selection_next.py --db postgres   # DATABASE_URL or the local tessera_bench_match3
+    python bench/selection_next.py --db postgres --no-analyze   # a player the planner does not know
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=2_000)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--count", type=int, default=20)
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="leave the planner statistics as they are: the player's history is then unknown "
+        "to them, as for every new or fast-growing player until the next ANALYZE",
+    )
     args = parser.parse_args()
     configure(args.db)
 
@@ -43,8 +50,9 @@ def main() -> None:
     ServedImage.objects.bulk_create(
         [ServedImage(player=player, image_id=s.image_id, session=session) for s in first]
     )
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+    if not args.no_analyze:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     timings = []
     for _ in range(args.calls):
         start = time.perf_counter()
@@ -68,7 +76,8 @@ def main() -> None:
         raise SystemExit("an image was served twice")
     print(
         f"database: {connection.vendor}; images in dataset: {args.images}; "
-        f"history: {args.history}; images per call: {args.count}; calls: {args.calls}"
+        f"history: {args.history}; images per call: {args.count}; calls: {args.calls}; "
+        f"statistics: {'as they were' if args.no_analyze else 'ANALYZE after the history'}"
     )
     print(
         f"selection + served record, ms: p50 {percentile(timings, 50):.2f}  "
