@@ -11,9 +11,19 @@ images, with the adaptive gold mix, and records them as served (like the game do
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from pathlib import Path
 
 from match3_setup import big_dataset, configure, percentile
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (Linux /proc); 0 without one."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -53,6 +63,12 @@ def main() -> None:
     if not args.no_analyze:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
+    backend = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+    cpu_start = time.process_time(), _cpu_seconds(backend)
     timings = []
     for _ in range(args.calls):
         start = time.perf_counter()
@@ -71,6 +87,8 @@ def main() -> None:
         timings.append((time.perf_counter() - start) * 1000)
         if len(picked) != args.count:
             raise SystemExit(f"only {len(picked)} images selected")
+    cpu_python = (time.process_time() - cpu_start[0]) / args.calls * 1000
+    cpu_db = (_cpu_seconds(backend) - cpu_start[1]) / args.calls * 1000
     served = ServedImage.objects.filter(player=player)
     if served.count() != served.values("image_id").distinct().count():
         raise SystemExit("an image was served twice")
@@ -83,6 +101,10 @@ def main() -> None:
         f"selection + served record, ms: p50 {percentile(timings, 50):.2f}  "
         f"p95 {percentile(timings, 95):.2f}  p99 {percentile(timings, 99):.2f}  "
         f"max {max(timings):.2f}"
+    )
+    print(
+        f"CPU per call, ms: this process {cpu_python:.2f}"
+        + (f" + PostgreSQL backend {cpu_db:.2f}" if backend else "")
     )
 
 
