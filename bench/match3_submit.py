@@ -255,8 +255,16 @@ def _worker(args: argparse.Namespace) -> None:
         time.sleep(0.01)
     stop = time.perf_counter() + args.seconds
 
+    backend_cpu: list[float] = []
+
     def run(k: int) -> None:
         seed = args.worker * 1000 + k
+        backend, cpu_before = None, 0.0
+        if connection.vendor == "postgresql":  # this thread's own connection and backend
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend = cursor.fetchone()[0]
+            cpu_before = _cpu_seconds(backend)
         try:
             if args.via == "labels":
                 _label_loop(dataset, args.batch, stop, seed, res)
@@ -264,9 +272,13 @@ def _worker(args: argparse.Namespace) -> None:
                 post = _client_post(users[k])
                 _play(post, dataset.slug, args.level, args.batch, stop, seed, res, gold)
         finally:
+            if backend is not None:
+                with lock:
+                    backend_cpu.append(_cpu_seconds(backend) - cpu_before)
             connection.close()
 
     began = time.perf_counter()
+    cpu_began = time.process_time()
     _run_threads(run, args.players)
     print(
         json.dumps(
@@ -275,6 +287,7 @@ def _worker(args: argparse.Namespace) -> None:
                 "starts": res.starts,
                 "errors": res.errors,
                 "wall": time.perf_counter() - began,
+                "cpu": [time.process_time() - cpu_began, sum(backend_cpu)],
             }
         )
     )
@@ -410,6 +423,10 @@ def main() -> None:
                 res.starts += data["starts"]
                 res.errors += data["errors"]
                 walls.append(data["wall"])
+                cpu = (
+                    (cpu or (0.0, 0.0))[0] + data["cpu"][0],
+                    (cpu or (0.0, 0.0))[1] + data["cpu"][1],
+                )
             wall = max(walls)
     finally:
         for server in servers:
@@ -436,8 +453,9 @@ def main() -> None:
     )
     if cpu is not None and labels:
         per_label = (cpu[0] + cpu[1]) / labels
+        server = "daphne" if args.via == "http" else "benchmark processes (incl. the client)"
         print(
-            f"server CPU: daphne {cpu[0]:.1f} s + PostgreSQL backends {cpu[1]:.1f} s = "
+            f"server CPU: {server} {cpu[0]:.1f} s + PostgreSQL backends {cpu[1]:.1f} s = "
             f"{per_label * 1000:.2f} ms per label; 2 cores fully used would store "
             f"{2 / per_label:.0f} labels/s"
         )
