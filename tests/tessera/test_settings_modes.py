@@ -106,3 +106,38 @@ def test_embedded_default_needs_no_variables():
         "True",
         "True",
     ], result.stderr
+
+
+def test_production_database_connections_are_not_kept_but_can_be_pooled():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "d = s.DATABASES['default']; "
+        "print(d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool', {}).get('max_size'))"
+    )
+    runs = []
+    for extra in ({}, {"DATABASE_POOL_SIZE": "4"}):
+        runs.append(
+            subprocess.run(  # noqa: S603
+                [sys.executable, "-c", code],
+                cwd=ROOT,
+                env={
+                    **_clean_env(),
+                    **PRODUCTION_ENV,
+                    **extra,
+                    "DJANGO_SETTINGS_MODULE": "tessera.settings",
+                },
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        )
+
+    assert [r.stdout.split() for r in runs] == [["0", "None"], ["0", "4"]], runs[1].stderr
+    pooled = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={**PRODUCTION_ENV, "DATABASE_POOL_SIZE": "4"},
+    )
+    assert pooled.returncode == 0, pooled.stdout + pooled.stderr
