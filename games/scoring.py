@@ -77,13 +77,44 @@ def _add_points(player_id: int, points: int) -> None:
     if not points:
         return
     today = timezone.now().date()
-    ScoreDay.objects.get_or_create(player_id=player_id, day=today)
-    ScoreDay.objects.filter(player_id=player_id, day=today).update(points=F("points") + points)
+    day = ScoreDay.objects.filter(player_id=player_id, day=today)
+    if not day.update(points=F("points") + points):  # the day's first points: one more query
+        ScoreDay.objects.get_or_create(player_id=player_id, day=today)
+        day.update(points=F("points") + points)
+
+
+# What a moves request changes in PlayerStats (delayed points are paid elsewhere).
+_STATS_FIELDS = [
+    "days_played",
+    "last_played_on",
+    "labels",
+    "gold_answers",
+    "gold_correct",
+    "too_fast",
+    "best_streak",
+    "best_cascade",
+    "levels_completed",
+    "perfect_levels",
+    "flagged_as_bot",
+    "league",
+    "updated_at",
+]
+
+
+def _lock_or_create(model, **keys):  # type: ignore[no-untyped-def]
+    """The row for `keys`, locked until commit; created first when missing (race-safe).
+
+    One query when the row exists, which is every request but a player's first.
+    """
+    row = model.objects.select_for_update().filter(**keys).first()
+    if row is None:
+        model.objects.get_or_create(**keys)
+        row = model.objects.select_for_update().get(**keys)
+    return row
 
 
 def player_stats_locked(player_id: int) -> PlayerStats:
-    PlayerStats.objects.get_or_create(player_id=player_id)
-    return PlayerStats.objects.select_for_update().get(player_id=player_id)
+    return _lock_or_create(PlayerStats, player_id=player_id)
 
 
 def stats_record_moves(*, player_id: int, dataset_id: int, tally: MoveTally) -> list[str]:
@@ -92,10 +123,7 @@ def stats_record_moves(*, player_id: int, dataset_id: int, tally: MoveTally) -> 
     Call inside the transaction that stored the moves. Updates the per-dataset skill inputs, the
     lifetime counters (badges, league, bot flag) and today's leaderboard points.
     """
-    PlayerDatasetStats.objects.get_or_create(player_id=player_id, dataset_id=dataset_id)
-    ds = PlayerDatasetStats.objects.select_for_update().get(
-        player_id=player_id, dataset_id=dataset_id
-    )
+    ds = _lock_or_create(PlayerDatasetStats, player_id=player_id, dataset_id=dataset_id)
     ds.gold_answers += tally.gold_answers
     ds.gold_correct += tally.gold_correct
     ds.labels += tally.labels
@@ -133,7 +161,7 @@ def stats_record_moves(*, player_id: int, dataset_id: int, tally: MoveTally) -> 
     stats.league = progression.league(
         progression.SkillMetrics(gold_answers=stats.gold_answers, gold_correct=stats.gold_correct)
     )
-    stats.save()
+    stats.save(update_fields=_STATS_FIELDS)
     _add_points(player_id, tally.points)
     return _award_badges(stats, before)
 

@@ -135,3 +135,23 @@ def test_leaderboards_rank_within_a_league_by_period(volunteer):
         ("Rival", 550),
         (volunteer.public_name(), 100),
     ]
+
+
+def test_recording_moves_costs_five_queries_once_the_rows_exist(
+    django_assert_num_queries, volunteer
+):
+    from games.models import PlayerDatasetStats, PlayerStats, ScoreDay
+    from games.scoring import MoveTally, stats_record_moves
+    from tests.factories import DatasetFactory
+
+    dataset = DatasetFactory()
+    tally = MoveTally(labels=3, gold_answers=1, gold_correct=1, points=30, level_id="level-1")
+    stats_record_moves(player_id=volunteer.pk, dataset_id=dataset.pk, tally=tally)  # creates rows
+
+    # Lock + update per-dataset stats, lock + update lifetime stats, one update of today's points.
+    with django_assert_num_queries(5):
+        stats_record_moves(player_id=volunteer.pk, dataset_id=dataset.pk, tally=tally)
+
+    assert PlayerDatasetStats.objects.get(player=volunteer, dataset=dataset).labels == 6
+    assert PlayerStats.objects.get(player=volunteer).gold_correct == 2
+    assert ScoreDay.objects.get(player=volunteer).points == 60
