@@ -103,10 +103,13 @@ def qc_train_task(dataset_id: int, epochs: int | None = None) -> int | None:
     from annotate.qc.training import qc_train
 
     try:
-        return qc_train(dataset_id=dataset_id, epochs=epochs).pk
+        version = qc_train(dataset_id=dataset_id, epochs=epochs)
     except ApplicationError as exc:
         logger.info("QC training of dataset %s skipped: %s", dataset_id, exc.message)
         return None
+    # The new detectors look at every image: new flags appear, stale ones are marked.
+    qc_dataset_score_task.delay(dataset_id)
+    return version.pk
 
 
 @shared_task(acks_late=True)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.access import access_has_role
 from accounts.models import User
 from accounts.roles import Role
-from annotate.models import Annotation, Dataset, Image
+from annotate.models import Annotation, Dataset, Image, ImageQc
 from consent.models import Consent, ConsentForm, Donor, IntakeBatch, IntakeItem, Purpose
 from tessera.errors import NotPermitted
 
@@ -191,11 +191,28 @@ def intake_batch_get_for_user(*, user: User, public_id: UUID) -> IntakeBatch:
     return batch
 
 
+def _current_reason(item: IntakeItem) -> str:
+    """The intake result, updated when the stored image was held or settled since."""
+    image = item.image if item.image_id else None
+    if item.status != IntakeItem.Status.ACCEPTED or image is None:
+        return item.reason
+    qc = getattr(image, "qc", None)
+    if image.status == Image.Status.QUARANTINED and qc and qc.state == ImageQc.State.PENDING:
+        why = qc.fix_text or "it may not fit this collection"
+        return (
+            f"De-identified and stored; held for a quality check ({why}) until a coordinator "
+            "or clinician looks at it."
+        )
+    if image.status == Image.Status.UNUSABLE:
+        return "De-identified and stored; a reviewer marked it unusable, so it is not played."
+    return item.reason
+
+
 def intake_batch_progress(*, batch: IntakeBatch) -> dict:
     """Counts per status and one row per file (zip members after their archive)."""
     items = list(
         IntakeItem.objects.filter(batch=batch)
-        .select_related("image")
+        .select_related("image", "image__qc")
         .order_by("position", "parent_id", "id")
     )
     counts = dict.fromkeys(IntakeItem.Status.values, 0)
@@ -211,7 +228,7 @@ def intake_batch_progress(*, batch: IntakeBatch) -> dict:
             "is_archive": i.status == IntakeItem.Status.UNPACKED,
             "status": i.status,
             "status_label": i.get_status_display(),
-            "reason": i.reason,
+            "reason": _current_reason(i),
             "code": i.code,
             "flags": i.flags,
             "image": str(i.image.public_id) if i.image_id and i.image.file else None,

@@ -119,6 +119,9 @@ def _record(image: Image, version: QcModelVersion, scores: QcScores) -> ImageQc:
             qc.state = ImageQc.State.PENDING
         elif qc.state == ImageQc.State.CLEAR:
             qc.reasons, qc.suggested_fix, qc.fix_text = [], [], ""
+        elif qc.state == ImageQc.State.PENDING:
+            # Still waiting for a reviewer, who should know that a newer model sees no problem.
+            qc.scores["cleared_by_version"] = version.version
         qc.save()
         if not flag:
             return qc

@@ -18,7 +18,7 @@ from annotate.selection import next_images_select
 from consent.models import AuditEvent
 from tessera.errors import Conflict
 from tests.annotate.qc_helpers import StubModel, image_with_pixels, pixels, ready_version, stored
-from tests.factories import DatasetFactory, user_with_role
+from tests.factories import DatasetFactory, ImageFactory, user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -448,3 +448,58 @@ def test_deciding_a_player_report_also_settles_a_pending_qc_flag(dataset, stub, 
     assert ImageQc.objects.get(image=image).state == "unusable"
     assert not ReviewItem.objects.filter(image=image, status="open").exists()
     assert Image.objects.get(pk=image.pk).status == Image.Status.UNUSABLE
+
+
+def test_the_uploader_sees_that_a_flagged_image_is_held_for_a_check():
+    from consent.models import IntakeBatch, IntakeItem
+    from consent.selectors import intake_batch_progress
+
+    image = ImageFactory(status=Image.Status.QUARANTINED)
+    ImageQc.objects.create(
+        image=image,
+        dataset=image.dataset,
+        state=ImageQc.State.PENDING,
+        reasons=["inverted"],
+        fix_text="inverted (p 1.00) → invert back",
+    )
+    batch = IntakeBatch.objects.create(
+        donor=image.donor, consent=image.consent, dataset=image.dataset
+    )
+    IntakeItem.objects.create(
+        batch=batch,
+        name="x.png",
+        status=IntakeItem.Status.ACCEPTED,
+        image=image,
+        reason="De-identified and added to the games.",
+    )
+
+    (row,) = intake_batch_progress(batch=batch)["items"]
+
+    assert "held for a quality check (inverted (p 1.00) → invert back)" in row["reason"]
+
+
+def test_a_newer_model_that_sees_no_problem_marks_a_pending_flag_but_never_releases_it(
+    dataset, stub
+):
+    image, _ = _image(dataset, ROTATED)
+    qc_image_score(image_id=image.pk)
+    from annotate.models import QcModelVersion
+
+    first = QcModelVersion.objects.get(dataset=dataset)
+    newer = QcModelVersion.objects.create(
+        dataset=dataset,
+        version=2,
+        status=first.status,
+        file=first.file.name,
+        enabled=first.enabled,
+        thresholds=first.thresholds,
+        started_at=first.started_at,
+        finished_at=first.finished_at,
+    )
+    stub.verdicts = {}  # the newer detectors flag nothing
+
+    qc_dataset_score(dataset_id=dataset.pk)
+
+    qc = ImageQc.objects.get(image=image)
+    assert (qc.state, qc.qc_model_id, qc.scores["cleared_by_version"]) == ("pending", newer.pk, 2)
+    assert Image.objects.get(pk=image.pk).status == Image.Status.QUARANTINED
