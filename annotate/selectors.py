@@ -54,7 +54,11 @@ def dataset_list_for_viewer(*, user) -> QuerySet[Dataset]:  # type: ignore[no-un
     return Dataset.objects.annotate(
         n_images=Count("images", distinct=True),
         n_active=Count("images", filter=Q(images__status=Image.Status.ACTIVE), distinct=True),
-        n_gold=Count("images", filter=Q(images__gold_class__isnull=False), distinct=True),
+        n_gold=Count(
+            "images",
+            filter=Q(images__gold_class__isnull=False) | Q(images__gold_mask__isnull=False),
+            distinct=True,
+        ),
     ).prefetch_related("classes")
 
 
@@ -123,16 +127,31 @@ def dataset_consensus_summary(*, dataset: Dataset) -> ConsensusSummary:
     """Where a dataset's consensus stands: the last run, coverage, retirement, flags."""
     from django.db.models import Avg
 
-    from annotate.models import Consensus, ConsensusRun, PlayerSkill, ReviewItem
+    from annotate.models import Consensus, ConsensusMask, ConsensusRun, PlayerSkill, ReviewItem
 
-    agg = Consensus.objects.filter(image__dataset=dataset).aggregate(
-        n=Count("id"), mean=Avg("confidence")
-    )
-    skills = PlayerSkill.objects.filter(dataset=dataset).aggregate(
-        n=Count("id"), flagged=Count("id", filter=Q(is_flagged=True))
-    )
+    if dataset.task == Dataset.Task.SEGMENTATION:
+        # STAPLE per image: the "confidence" is the mean agreement (Dice) of the outlines.
+        agg = ConsensusMask.objects.filter(image__dataset=dataset).aggregate(
+            n=Count("id"), mean=Avg("mean_agreement")
+        )
+        players = (
+            Annotation.objects.filter(image__dataset=dataset, geometry__isnull=False)
+            .values("player")
+            .distinct()
+            .count()
+        )
+        skills = {"n": players, "flagged": 0}
+        last_run = None
+    else:
+        agg = Consensus.objects.filter(image__dataset=dataset).aggregate(
+            n=Count("id"), mean=Avg("confidence")
+        )
+        skills = PlayerSkill.objects.filter(dataset=dataset).aggregate(
+            n=Count("id"), flagged=Count("id", filter=Q(is_flagged=True))
+        )
+        last_run = ConsensusRun.objects.filter(dataset=dataset).first()
     return ConsensusSummary(
-        last_run=ConsensusRun.objects.filter(dataset=dataset).first(),
+        last_run=last_run,
         n_with_consensus=agg["n"],
         mean_confidence=agg["mean"],
         n_retired=Image.objects.filter(dataset=dataset, status=Image.Status.RETIRED).count(),

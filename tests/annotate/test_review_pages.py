@@ -181,3 +181,32 @@ def test_contour_item_shows_each_outline_and_the_probability_map(client, clinici
     assert 'points="1,1 6,1 6,6 1,6"' in html
     assert 'class="consensus"' in html
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
+def test_outline_dataset_page_reports_staple_consensus_and_gold_masks(client, researcher):
+    from django.core.files.base import ContentFile
+
+    from annotate import consensus
+    from annotate.models import Dataset, GoldMask, Image
+    from tests.annotate.review_export_factories import (
+        consented_image,
+        contour,
+        dataset_with_classes,
+    )
+
+    dataset = dataset_with_classes("lesion", task=Dataset.Task.SEGMENTATION, slug="seg-page")
+    image = consented_image(dataset, width=8, height=8, status=Image.Status.ACTIVE)
+    for n in range(3):
+        contour(user_with_role(Role.VOLUNTEER), image, [[1, 1], [6, 1], [6, 6 + n % 2], [1, 6]])
+    consensus.consensus_mask_update(image_id=image.pk)
+    gold = consented_image(dataset, width=8, height=8, status=Image.Status.ACTIVE)
+    mask = GoldMask(image=gold, source=GoldMask.Source.DATASET, polygons=[])
+    mask.mask.save("gold.png", ContentFile(b"png"), save=True)
+    client.force_login(researcher)
+
+    html = client.get(reverse("annotate:dataset-detail", args=[dataset.slug])).content.decode()
+
+    assert "STAPLE" in html and "Dawid" not in html
+    assert "Images with a consensus outline</dt><dd>1, mean agreement" in html
+    assert "3 who outlined" in html
+    assert "1 gold)" in html
