@@ -75,8 +75,10 @@ def test_donor_consents_uploads_and_withdraws(new_page, live_server, artifacts):
     page.goto(f"{url}/consent/images/")
     thumbs = page.locator("[data-testid=donor-image] img")
     assert thumbs.count() == 2
-    assert all(
-        thumbs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(2)
+    # Both thumbnails load (they are served through the access-checked view).
+    page.wait_for_function(
+        "[...document.querySelectorAll('[data-testid=donor-image] img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
     )
     page.screenshot(path=str(artifacts / "e2e-consent-my-images-phone.png"), full_page=True)
     image_urls = [
