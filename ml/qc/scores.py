@@ -243,9 +243,10 @@ def _flag(detector: str, score: float, threshold: float, rotation: str, reflecti
         fix = "invert"
         reason = f"intensities look inverted (p={expit(score):.3f})"
     else:
+        ratio = score / threshold if threshold > 0 else float("inf")
         reason = (
-            f"does not look like this dataset (distance {score:.3g} > {threshold:.3g}): "
-            "wrong body part, wrong modality or junk?"
+            f"does not look like this dataset ({ratio:.1f}× the largest distance seen on its "
+            f"clean images; {score:.3g} > {threshold:.3g}): wrong body part, wrong modality or junk?"
         )
         return QcFlag(
             detector, score, threshold, reason, None, "review: reject if it does not belong"
