@@ -200,6 +200,9 @@ async function enterRound(view, meta) {
 }
 
 async function apply(payload) {
+  // Broadcasts leave out names and pictures unless they changed.
+  payload.names ??= current?.names ?? {};
+  payload.meta ??= current?.meta ?? {};
   current = payload;
   const { view, meta } = payload;
   offset = view.server_time - Date.now();
