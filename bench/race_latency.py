@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -171,6 +172,8 @@ class Player:
             self.stats.errors.append(data["message"])
         if "view" not in data:
             return
+        if self.view is not None and data["view"]["seq"] < self.view["seq"]:
+            return  # the consumer drops overtaken views; never seen, kept as a guard
         self.view = data["view"]
         for e in data.get("events", []):
             who = e.get("player_id")
@@ -229,6 +232,9 @@ class Player:
             url, origin=f"http://127.0.0.1:{self.port}", headers={"Cookie": self.me["cookie"]}
         )
         factory.protocol = Proto
+        # The load generator's own cost: autobahn validates UTF-8 per byte in pure Python unless
+        # told not to (the server side validates what it receives; these are its own replies).
+        factory.setProtocolOptions(utf8validateIncoming=False)
         await asyncio.get_running_loop().create_connection(factory, "127.0.0.1", self.port)
         await self.until(lambda v: True)
 
@@ -290,6 +296,7 @@ def main() -> None:
         help="broker URL: run a Celery worker for the scoring (default: eager, in the servers)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", default="", help="folder for cProfile output of the servers")
     parser.add_argument("--output", default=str(ROOT / "bench" / "out" / "race_latency.json"))
     parser.add_argument("--setup-only", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -308,9 +315,23 @@ def main() -> None:
 
     ports = [free_port() for _ in range(args.processes)]
     daphne = str(Path(sys.executable).with_name("daphne"))
+    # --profile DIR: the servers' event-loop threads under cProfile (stopped with SIGINT).
+    prefix = (
+        [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile) / "daphne-{port}.prof")]
+        if args.profile
+        else []
+    )
     servers = [
         subprocess.Popen(
-            [daphne, "-b", "127.0.0.1", "-p", str(port), "tessera.asgi:application"],
+            [
+                *[part.format(port=port) for part in prefix],
+                daphne,
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "tessera.asgi:application",
+            ],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -351,7 +372,7 @@ def main() -> None:
         stats = asyncio.run(run_clients(rooms, ports, args.rounds, args.seed))
     finally:
         for server in servers:
-            server.terminate()
+            server.send_signal(signal.SIGINT) if args.profile else server.terminate()
         for server in servers:
             try:
                 server.wait(timeout=5)

@@ -128,6 +128,7 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
 
     timer: asyncio.Task[None] | None = None
     timer_at: int | None = None
+    seq = -1  # the newest room view this socket passed on
 
     async def connect(self) -> None:
         user = await _authenticate(self)
@@ -145,6 +146,7 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.seq = reply.payload["view"]["seq"]
         await self.send_json(reply.payload)
         self._arm(reply.payload.get("wake_at"))
 
@@ -187,6 +189,11 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def race_room(self, event: dict[str, Any]) -> None:
         payload = event["payload"]
+        # Moves of one room commit in order (row lock), but their broadcasts may overtake each
+        # other; an older view must neither reach the page nor re-arm the timer.
+        if payload["view"]["seq"] < self.seq:
+            return
+        self.seq = payload["view"]["seq"]
         await self.send_json(payload)
         self._arm(payload.get("wake_at"))
 
