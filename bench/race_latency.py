@@ -168,7 +168,7 @@ class Player:
     # autobahn callbacks
     def on_message(self, data: dict) -> None:
         now = time.perf_counter()
-        if data.get("type") == "error":
+        if data.get("type") == "error" and "next round" not in data["message"]:
             self.stats.errors.append(data["message"])
         if "view" not in data:
             return
@@ -257,10 +257,17 @@ class Player:
             self.send(
                 {"type": "submit", "points": points, "closed": True}, (token, me, "submitted")
             )
-            await self.until(lambda v: v["phase"] == "results" and v["scored"], timeout=120)
-            if self.leader and _ < self.rounds - 1:
-                await asyncio.sleep(0.3)
-                self.send({"type": "next"})
+            # Results, or already the next lobby (views may follow each other faster than this
+            # coroutine looks at them).
+            await self.until(
+                lambda v: (v["phase"] == "results" and v["scored"]) or v["phase"] == "lobby",
+                timeout=120,
+            )
+            if _ < self.rounds - 1 and self.view["phase"] == "results":
+                # Everyone asks for the next round; the first wins, the rest are refused.
+                await asyncio.sleep(0.3 if self.leader else 1.0)
+                if self.view["phase"] == "results":
+                    self.send({"type": "next"})
         self.proto.sendClose()
 
 
@@ -277,8 +284,10 @@ async def run_clients(rooms: list[dict], ports: list[int], rounds: int, seed: in
     for start in range(0, len(players), 20):
         await asyncio.gather(*(p.connect() for p in players[start : start + 20]))
     t0 = time.perf_counter()
-    await asyncio.gather(*(p.play() for p in players))
+    outcomes = await asyncio.gather(*(p.play() for p in players), return_exceptions=True)
     stats.wall_s = time.perf_counter() - t0  # type: ignore[attr-defined]
+    # A player who missed a view and waited out a timeout is reported, not hidden.
+    stats.failed = [str(o) for o in outcomes if isinstance(o, BaseException)]  # type: ignore[attr-defined]
     return stats
 
 
@@ -397,6 +406,8 @@ def main() -> None:
         "p99_ms": round(float(np.percentile(lat, 99)), 1),
         "max_ms": round(float(lat.max()), 1),
         "errors": stats.errors[:5],
+        "players_failed": len(stats.failed),
+        "failures": stats.failed[:3],
         "cpus": os.cpu_count(),
     }
     print(json.dumps(result, indent=2))
