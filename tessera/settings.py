@@ -135,7 +135,17 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "tessera"},
+            # redis-py 8 reads with a 5 s socket timeout by default, exactly channels_redis'
+            # blocking-receive time (BZPOPMIN, 5 s): on a busy server the empty reply came late
+            # and every idle socket's consumer died with "Timeout reading". Give it headroom.
+            # capacity: every socket of one process shares one Redis list, and channels_redis
+            # silently drops a group message once it holds `capacity` (default 100) unread ones:
+            # with 200 race sockets per process, broadcasts were lost under load.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": "tessera",
+                "capacity": 5000,
+            },
         }
     }
 else:

@@ -21,6 +21,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from accounts.access import access_has_role
 from accounts.roles import Role
@@ -50,6 +51,17 @@ async def _authenticate(consumer: AsyncJsonWebsocketConsumer) -> Any:
         await consumer.close(code=FORBIDDEN)
         return None
     return user
+
+
+# SQLite has one writer at a time anyway (and the test database is a shared in-memory one).
+_ONE_DB_THREAD = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+
+
+def _off_loop(func: Any) -> Any:
+    """``database_sync_to_async`` for room moves. On PostgreSQL they run on the thread pool
+    instead of the one thread-sensitive thread, so moves of different rooms overlap their
+    database and channel-layer waits (each room is serialised by its row lock, not a thread)."""
+    return database_sync_to_async(func, thread_sensitive=_ONE_DB_THREAD)
 
 
 def _error(message: str) -> dict[str, str]:
@@ -116,6 +128,7 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
 
     timer: asyncio.Task[None] | None = None
     timer_at: int | None = None
+    seq = -1  # the newest room view this socket passed on
 
     async def connect(self) -> None:
         user = await _authenticate(self)
@@ -133,6 +146,7 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.seq = reply.payload["view"]["seq"]
         await self.send_json(reply.payload)
         self._arm(reply.payload.get("wake_at"))
 
@@ -158,7 +172,7 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
             kind=kind, points=content.get("points"), closed=content.get("closed") is True
         )
         try:
-            reply = await database_sync_to_async(services.room_message)(
+            reply = await _off_loop(services.room_message)(
                 token=self.token, player_id=self.user_id, message=message
             )
         except ApplicationError as error:
@@ -175,6 +189,11 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def race_room(self, event: dict[str, Any]) -> None:
         payload = event["payload"]
+        # Moves of one room commit in order (row lock), but their broadcasts may overtake each
+        # other; an older view must neither reach the page nor re-arm the timer.
+        if payload["view"]["seq"] < self.seq:
+            return
+        self.seq = payload["view"]["seq"]
         await self.send_json(payload)
         self._arm(payload.get("wake_at"))
 
@@ -192,7 +211,7 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
         await asyncio.sleep(delay)
         self.timer_at = None
         try:
-            wake_at = await database_sync_to_async(services.room_tick)(token=self.token)
+            wake_at = await _off_loop(services.room_tick)(token=self.token)
         except ApplicationError:
             logger.debug("tick of a closed or unknown room %s", self.token)
             return

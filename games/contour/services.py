@@ -108,14 +108,23 @@ def room_payload(room: RaceRoom, state: engine.RoomState, player_id: str | None)
     }
 
 
+# Events after which the page needs the names and the round's pictures again; every other
+# broadcast leaves them out (outlines can be thousands of numbers, and every move broadcasts).
+META_EVENT_KINDS = frozenset({"phase", "scored", "player_joined", "player_left"})
+
+
 def _broadcast(
     room: RaceRoom,
     state: engine.RoomState,
     events: Sequence[Event],
     notices: Sequence[dict[str, Any]] = (),
 ) -> None:
+    """One ``group_send`` per move, after commit: the events and the public view of the room."""
     payload = {"type": "room", "events": [*engine.broadcast_events(events), *notices]}
-    payload.update(room_payload(room, state, None))
+    full = room_payload(room, state, None)
+    if not any(e.kind in META_EVENT_KINDS for e in events):
+        del full["names"], full["meta"]
+    payload.update(full)
     broadcast_on_commit(room_group(room.token), "race.room", payload)
 
 
@@ -263,9 +272,13 @@ class RoomReply:
     private: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _locked(token: uuid.UUID) -> RaceRoom:
-    room = RaceRoom.objects.select_for_update().select_related("dataset").filter(token=token)
-    found = room.first()
+def _locked(token: uuid.UUID, player_id: int | None = None) -> RaceRoom:
+    """The room row, locked for this transaction; with ``player_id``, only if they have a seat
+    (one query: the access check and the lock of every move)."""
+    rooms = RaceRoom.objects.select_for_update(of=("self",)).filter(token=token)
+    if player_id is not None:
+        rooms = rooms.filter(seats__player_id=player_id)
+    found = rooms.first()
     if found is None:
         raise NotPermitted("No such room.")
     return found
@@ -291,9 +304,8 @@ def _move_for(message: RoomMessage, pid: str, at: int) -> engine.Move | None:
 
 def room_connect(*, token: uuid.UUID, player_id: int) -> RoomReply:
     """A player's socket opened: resume their seat (reconnect) and return their view."""
-    selectors.room_for_player(token=token, player_id=player_id)
     with transaction.atomic():
-        room = _locked(token)
+        room = _locked(token, player_id)
         state = engine.RoomState.from_dict(room.state)
         pid = str(player_id)
         if state.phase == engine.CLOSED:
@@ -317,10 +329,9 @@ def room_message(*, token: uuid.UUID, player_id: int, message: RoomMessage) -> R
     phase, closed room). A contour that fails validation is not an error: the reply carries a
     ``submission_rejected`` event with the reason, and the player may submit again.
     """
-    selectors.room_for_player(token=token, player_id=player_id)
     pid = str(player_id)
     with transaction.atomic():
-        room = _locked(token)
+        room = _locked(token, player_id)
         state = engine.RoomState.from_dict(room.state)
         move = _move_for(message, pid, now_ms())
         if move is None:  # sync: the view, nothing changes
@@ -340,7 +351,7 @@ def room_message(*, token: uuid.UUID, player_id: int, message: RoomMessage) -> R
 def room_disconnect(*, token: uuid.UUID, player_id: int) -> None:
     """A player's socket closed: the room stops waiting for them (they may reconnect)."""
     with transaction.atomic():
-        room = _locked(token)
+        room = _locked(token, player_id)
         state = engine.RoomState.from_dict(room.state)
         me = state.player(str(player_id))
         if state.phase == engine.CLOSED or me is None or not me.connected:
@@ -371,6 +382,7 @@ def _apply(
     pending: list[engine.Move] = [move]
     events: list[Event] = []
     notices: list[dict[str, Any]] = []
+    ended: list[engine.RoundEnded] = []
     while pending:
         state, more = engine.apply(state, pending.pop(0))
         events += more
@@ -383,13 +395,23 @@ def _apply(
             elif isinstance(event, engine.ContourSubmitted):
                 _contour_store(room, event)
             elif isinstance(event, engine.RoundEnded):
-                _round_ended(room, event)
+                ended.append(event)
     room.state = state.to_dict()
     room.wake_at = engine.next_wakeup(state)
     if state.phase == engine.CLOSED:
         room.status = RaceRoom.Status.CLOSED
-    room.save(update_fields=["state", "names", "round_meta", "wake_at", "status", "updated_at"])
+    room.updated_at = timezone.now()
+    # The hot path (ready, progress, presence): one UPDATE of the state; names and the round's
+    # pictures change only with a phase (a new round, its scores) or a new participant.
+    fields = ["state", "wake_at", "status", "updated_at"]
+    if any(e.kind in META_EVENT_KINDS for e in events):
+        fields += ["names", "round_meta"]
+    RaceRoom.objects.filter(pk=room.pk).update(**{f: getattr(room, f) for f in fields})
     _broadcast(room, state, events, notices)
+    # After the broadcast (on-commit callbacks run in order): with eager Celery the scoring would
+    # otherwise delay the round-end message everyone waits for.
+    for event in ended:
+        _round_ended(room, event)
     return state, events
 
 

@@ -184,6 +184,9 @@ class RoomState:
     start_requested: bool = False
     scored: bool = False
     reference_kind: str = ""
+    # Bumped by every applied move: orders the views of one room (broadcasts from several server
+    # processes or threads may arrive out of order; a receiver drops any older than its last).
+    seq: int = 0
 
     def player(self, player_id: str) -> Participant | None:
         for p in self.players:
@@ -209,6 +212,7 @@ class RoomState:
             "start_requested": self.start_requested,
             "scored": self.scored,
             "reference_kind": self.reference_kind,
+            "seq": self.seq,
         }
 
     @classmethod
@@ -233,6 +237,7 @@ class RoomState:
             start_requested=d["start_requested"],
             scored=d["scored"],
             reference_kind=d["reference_kind"],
+            seq=d.get("seq", 0),
         )
 
 
@@ -832,7 +837,7 @@ def apply(
     """
     if state.phase == CLOSED:
         raise InvalidMove("the room is closed")
-    state, events = _advance(state, move.at)
+    state, events = _advance(replace(state, seq=state.seq + 1), move.at)
     at = state.now
     if isinstance(move, Tick):
         return state, events
@@ -910,6 +915,7 @@ def view_for(state: RoomState, player_id: str | None, *, now: int | None = None)
         "scored": state.scored,
         "reference": state.reference_kind,
         "ranking": [list(r) for r in _ranking(state)] if revealed and state.scored else None,
+        "seq": state.seq,
     }
 
 

@@ -200,6 +200,9 @@ async function enterRound(view, meta) {
 }
 
 async function apply(payload) {
+  // Broadcasts leave out names and pictures unless they changed.
+  payload.names ??= current?.names ?? {};
+  payload.meta ??= current?.meta ?? {};
   current = payload;
   const { view, meta } = payload;
   offset = view.server_time - Date.now();
@@ -271,15 +274,15 @@ setInterval(tick, 250);
 
 // -- socket --------------------------------------------------------------------------------------
 // Payloads are applied one at a time, in order, and one older than the last applied is dropped
-// (several server processes may deliver a room's broadcasts slightly out of order).
+// (view.seq counts the room's moves; broadcasts may overtake each other on the way).
 let chain = Promise.resolve();
-let lastServerTime = 0;
+let lastSeq = -1;
 
 function onMessage(event) {
   const data = JSON.parse(event.data);
   if (data.type === "you" || data.type === "room") {
-    if (data.view && data.view.server_time >= lastServerTime) {
-      lastServerTime = data.view.server_time;
+    if (data.view && data.view.seq >= lastSeq) {
+      lastSeq = data.view.seq;
       chain = chain.then(() => apply(data)).catch((error) => console.error(error));
     }
     for (const e of data.events ?? []) {
@@ -302,7 +305,7 @@ function connect() {
   socket = new WebSocket(`${scheme}://${location.host}/ws/race/room/${token}/`);
   socket.addEventListener("open", () => {
     delay = 1000;
-    lastServerTime = 0; // a fresh snapshot follows
+    lastSeq = -1; // a fresh snapshot follows
     root.dataset.connected = "true";
   });
   socket.addEventListener("message", onMessage);

@@ -500,3 +500,13 @@ def test_matchmaking_properties(raw, min_size, max_size):
         skills = [by_id[p].skill for p in room]
         widest = max(skill_tolerance(120_000 - by_id[p].waiting_since) for p in room)
         assert max(skills) - min(skills) <= widest + 1e-12
+
+
+def test_every_move_bumps_the_sequence_that_orders_views():
+    state = new_room("r", CFG)
+    state, _ = apply(state, Join("a", 0))
+    later, _ = apply(state, SetReady("a", 10))
+
+    assert (state.seq, later.seq) == (1, 2)
+    assert view_for(later, "a")["seq"] == view_for(later, None)["seq"] == 2
+    assert RoomState.from_dict(later.to_dict()) == later
