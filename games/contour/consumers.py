@@ -185,13 +185,16 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
         if kind == "sync":
             await self.send_json(reply.payload)
         if kind == "leave":
+            # Broadcasts already on their way to this socket must not be sent once it closes.
+            self.closing = True
+            await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.close()
 
     async def race_room(self, event: dict[str, Any]) -> None:
         payload = event["payload"]
         # Moves of one room commit in order (row lock), but their broadcasts may overtake each
         # other; an older view must neither reach the page nor re-arm the timer.
-        if payload["view"]["seq"] < self.seq:
+        if payload["view"]["seq"] < self.seq or getattr(self, "closing", False):
             return
         self.seq = payload["view"]["seq"]
         await self.send_json(payload)

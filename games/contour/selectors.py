@@ -176,3 +176,10 @@ def race_stats(*, player_id: int) -> RaceStats:
         .first()
     )
     return RaceStats(races=agg["n"], mean_dice=agg["dice"], best_score=best)
+
+
+def ghosts_available(*, dataset: Dataset, player_id: int) -> bool:
+    """Whether a lone player could race ghosts now: some image they may outline has been raced
+    by someone else (whose counted contour can be replayed)."""
+    candidates = round_candidates(dataset=dataset, player_ids=[player_id])
+    return with_ghosts(candidates, player_ids=[player_id]).exists()

@@ -37,7 +37,7 @@ from games.contour.models import RaceEntry, RaceRoom, RaceSeat, RaceTicket
 from games.engine import contour_race as engine
 from games.engine.common import Event, InvalidMove
 from games.engine.contours import dice as dice_of
-from tessera.errors import Conflict, NotPermitted
+from tessera.errors import ApplicationError, Conflict, NotPermitted
 from tessera.realtime import broadcast_on_commit
 
 logger = logging.getLogger(__name__)
@@ -191,10 +191,13 @@ def _match(*, dataset: Dataset) -> dict[int, uuid.UUID]:
     matches = engine.match_players(waiting, now)
     groups = [[int(p) for p in ids] for ids in matches.rooms]
     lonely_since = timezone.now() - timedelta(seconds=lobby_wait_s())
+    # A long-waiting player races ghosts, where there are any; else they keep waiting for people.
     groups += [
         [t.player_id]
         for t in tickets
-        if str(t.player_id) in matches.waiting and t.waiting_since <= lonely_since
+        if str(t.player_id) in matches.waiting
+        and t.waiting_since <= lonely_since
+        and selectors.ghosts_available(dataset=dataset, player_id=t.player_id)
     ]
     placed: dict[int, uuid.UUID] = {}
     for player_ids in groups:
@@ -210,9 +213,17 @@ def _match(*, dataset: Dataset) -> dict[int, uuid.UUID]:
     return placed
 
 
+NO_GHOSTS = (
+    "Nobody has raced these images before you, so there are no ghosts to race yet. "
+    "Find players instead (you wait until someone joins), or pick another race."
+)
+
+
 def lobby_solo(*, player_id: int, slug: str) -> uuid.UUID:
     """A room of the player's own, raced against ghosts (replays of earlier players)."""
     dataset = selectors.race_dataset_get(slug=slug)
+    if not selectors.ghosts_available(dataset=dataset, player_id=player_id):
+        raise ApplicationError(NO_GHOSTS)
     with transaction.atomic():
         RaceTicket.objects.filter(player_id=player_id).delete()
         room = _room_create(dataset=dataset, player_ids=[player_id], solo=True)
@@ -298,7 +309,7 @@ def _move_for(message: RoomMessage, pid: str, at: int) -> engine.Move | None:
     if message.kind == "leave":
         return engine.Leave(pid, at)
     if message.kind == "next":
-        return engine.NextRound(at)
+        return engine.NextRound(at, pid)
     return None
 
 

@@ -333,7 +333,11 @@ class Scores:
 
 @dataclass(frozen=True)
 class NextRound:
+    """A player asks for the next round (the room moves on when every racer here has); without
+    ``player_id`` the room moves on at once (the sweep, tests)."""
+
     at: int
+    player_id: str = ""
 
 
 Move = (
@@ -557,7 +561,10 @@ def _end_round(state: RoomState, at: int) -> tuple[RoomState, list[Event]]:
         if p.progress == SUBMITTED and p.elapsed_ms is not None
     )
     image_id = state.round.image_id
-    state = replace(state, phase=RESULTS)
+    # Readiness now means "ready for the next round", asked afresh of everyone.
+    state = replace(
+        state, phase=RESULTS, players=tuple(replace(p, ready=False) for p in state.players)
+    )
     events.append(PhaseChanged(RESULTS, at, None))
     events.append(RoundEnded(state.round_no, image_id, submissions))
     return state, events
@@ -801,8 +808,16 @@ def _ranking(state: RoomState) -> tuple[tuple[str, int], ...]:
 def _next_round(state: RoomState, move: NextRound) -> tuple[RoomState, list[Event]]:
     if state.phase != RESULTS:
         raise InvalidMove("the next round starts after the results")
+    asked: list[Event] = []
+    if move.player_id:
+        # Nobody is pulled away from their results: the room waits for every racer here.
+        _require(state, move.player_id)
+        state = _set_player(state, move.player_id, ready=True)
+        asked.append(ReadyChanged(move.player_id, True))
+        if not all(p.ready for p in state.players if p.active):
+            return state, asked
     players = tuple(
-        Participant(p.player_id, skill=p.skill, connected=p.connected)
+        Participant(p.player_id, skill=p.skill, connected=p.connected, ready=p.ready)
         for p in state.players
         if not p.is_ghost and not p.left
     )
@@ -820,7 +835,8 @@ def _next_round(state: RoomState, move: NextRound) -> tuple[RoomState, list[Even
         scored=False,
         reference_kind="",
     )
-    return state, [PhaseChanged(LOBBY, move.at, None)]
+    state, more = _lobby_check(state, move.at)
+    return state, [*asked, PhaseChanged(LOBBY, move.at, None), *more]
 
 
 def apply(

@@ -49,7 +49,7 @@ function onMessage(event) {
   const data = JSON.parse(event.data);
   if (data.type === "lobby") showPresence(data);
   else if (data.type === "queued") {
-    say(`Waiting for players of similar skill (${data.waiting} waiting). If nobody comes soon, you race ghosts.`);
+    say(`Waiting for players of similar skill (${data.waiting} waiting). If nobody comes soon and earlier races exist, you race their ghosts.`);
   } else if (data.type === "matched") {
     say(data.solo ? "Starting a race against ghosts…" : "Matched! Joining the room…");
     goToRoom(data.room);

@@ -77,9 +77,25 @@ function loadDraft() {
 }
 
 // -- rendering -----------------------------------------------------------------------------------
+// The last thing the server told this player (a notice, a rejected outline); it stays in the
+// status line until the room moves to another phase, so a re-render cannot hide it.
+let notice = "";
+let noticePhase = null;
+
+function setNotice(text) {
+  notice = text;
+  noticePhase = current?.view.phase ?? null;
+  describe();
+}
+
 function describe() {
   const n = editor.points.length;
   let text = n ? `${n} point${n === 1 ? "" : "s"}, ${editor.isClosed() ? "closed" : "not closed yet"}.` : "No outline yet.";
+  if (current?.view.phase === "drawing" && me()?.progress === "submitted") {
+    text = "Submitted. Waiting for the others…";
+  }
+  if (notice && noticePhase !== (current?.view.phase ?? null)) notice = "";
+  if (notice) text = `${notice} ${text}`;
   if (editor.selected !== null) text += ` Point ${editor.selected + 1} selected: arrows move it, Escape releases it.`;
   if (editor.cursor && document.activeElement === editor.canvas) {
     text += ` Cursor at ${Math.round(editor.cursor[0])}, ${Math.round(editor.cursor[1])}.`;
@@ -98,9 +114,10 @@ function renderPlayers() {
       const [icon, word] = PROGRESS[p.progress] ?? ["?", p.progress];
       const tags = [];
       if (isMe(p)) tags.push("you");
-      if (p.is_ghost) tags.push("ghost");
+      if (p.is_ghost && !nameOf(p).includes("replay")) tags.push("ghost");
       if (!p.connected && !p.is_ghost) tags.push(p.left ? "left" : "offline");
       if (current.view.phase === "lobby") tags.push(p.ready ? "ready" : "not ready");
+      if (current.view.phase === "results" && !p.is_ghost && p.ready) tags.push("ready for the next round");
       li.innerHTML = `<span class="race-icon" aria-hidden="true"></span> <span class="race-name"></span> <span class="race-state"></span>`;
       li.querySelector(".race-icon").textContent = icon;
       li.querySelector(".race-name").textContent = nameOf(p) + (tags.length ? ` (${tags.join(", ")})` : "");
@@ -145,7 +162,13 @@ function renderResults() {
     return;
   }
   const ref = view.reference === "gold" ? "the expert outline" : "the consensus of the other racers' outlines";
-  $("results-reference").textContent = `Compared with ${ref} (Dice: 1 is a perfect match).`;
+  let about = `Compared with ${ref} (Dice: 1 is a perfect match).`;
+  const mine = me();
+  if (mine?.progress === "submitted" && mine.dice == null) {
+    about += " Nobody else has outlined this image yet, so there was nothing to score yours"
+      + " against: it scores nothing now but counts toward the image's consensus.";
+  }
+  $("results-reference").textContent = about;
   $("legend-ref").textContent = view.reference === "gold" ? "expert outline" : "crowd consensus";
   const byId = Object.fromEntries(view.players.map((p) => [p.player_id, p]));
   $("ranking").replaceChildren(
@@ -219,6 +242,7 @@ async function apply(payload) {
   if (meta?.structure) $("structure").textContent = meta.structure;
   await renderReference(meta);
   button("next").hidden = view.phase !== "results";
+  button("next").disabled = view.phase === "results" && !!mine?.ready;
   if (view.phase === "lobby") {
     roundKey = null;
     editor.reset();
@@ -235,10 +259,7 @@ async function apply(payload) {
     await enterRound(view, meta);
     const done = mine?.progress === "submitted" || mine?.progress === "timed_out";
     editor.setLocked(done || submitting);
-    if (mine?.progress === "submitted") {
-      overlay("");
-      $("draw-status").textContent = "Submitted. Waiting for the others…";
-    }
+    if (mine?.progress === "submitted") overlay("");
   } else if (view.phase === "results") {
     overlay("");
     await enterRound(view, meta);
@@ -286,17 +307,15 @@ function onMessage(event) {
       chain = chain.then(() => apply(data)).catch((error) => console.error(error));
     }
     for (const e of data.events ?? []) {
-      if (e.kind === "notice") $("draw-status").textContent = e.message;
+      if (e.kind === "notice") chain = chain.then(() => setNotice(e.message));
     }
   } else if (data.type === "private" && data.kind === "submission_rejected") {
     submitting = false;
     editor.setLocked(false);
-    $("draw-status").textContent = `Not accepted: ${data.message}`;
-    describe();
-    $("draw-status").textContent = `Not accepted: ${data.message}`;
+    setNotice(`Not accepted: ${data.message}`);
   } else if (data.type === "error") {
     submitting = false;
-    $("draw-status").textContent = data.message;
+    setNotice(data.message);
   }
 }
 
@@ -350,7 +369,11 @@ button("submit").addEventListener("click", () => {
   $("draw-status").textContent = "Submitting…";
   send({ type: "submit", points: editor.points, closed: editor.isClosed() });
 });
-button("next").addEventListener("click", () => send({ type: "next" }));
+button("next").addEventListener("click", () => {
+  send({ type: "next" });
+  button("next").disabled = true;
+  setNotice("The next round starts when every racer here has asked for it.");
+});
 button("leave").addEventListener("click", () => {
   gone = true;
   send({ type: "leave" });

@@ -152,8 +152,11 @@ async def test_two_players_race_one_round_over_websockets():
 
 
 async def test_a_dropped_socket_resumes_the_round():
+    from tessera.demo_segmentation import seed_demo_races
+
     a = await sync_to_async(user_with_role)("volunteer")
     dataset = await sync_to_async(race_dataset)(plain=0, gold=3)
+    await sync_to_async(seed_demo_races)(dataset=dataset)  # earlier races: ghosts to race
     lobby, _, _ = await _connect("/ws/race/lobby/", a)
     await lobby.send_json_to({"type": "solo", "dataset": dataset.slug})
     token = (await _until(lobby, lambda m: m["type"] == "matched"))["room"]

@@ -222,16 +222,16 @@ def test_a_lone_player_races_ghosts_scored_against_leave_one_out_consensus(pair,
     assert RaceEntry.objects.filter(player=solo).count() == 1  # ghosts store nothing
 
 
-def test_without_earlier_races_a_lone_player_is_told_and_unreadied(clock):
+def test_without_earlier_races_a_lone_player_is_told_there_are_no_ghosts(settings, clock):
     solo = user_with_role("volunteer")
     dataset = race_dataset(plain=2, gold=0)
-    room = services.lobby_solo(player_id=solo.pk, slug=dataset.slug)
-    services.room_connect(token=room, player_id=solo.pk)
 
-    services.room_message(token=room, player_id=solo.pk, message=msg("ready"))
-
-    state = state_of(room)
-    assert state.phase == engine.LOBBY and not state.player(str(solo.pk)).ready
+    with pytest.raises(services.ApplicationError, match="no ghosts to race yet"):
+        services.lobby_solo(player_id=solo.pk, slug=dataset.slug)
+    assert not RaceRoom.objects.exists()
+    # Waiting in the queue does not end in an empty ghost room either: they wait for people.
+    settings.RACE_LOBBY_WAIT_S = 0
+    assert services.lobby_queue(player_id=solo.pk, slug=dataset.slug).room is None
 
 
 def test_withdrawn_and_retired_images_are_never_raced(pair, clock):
@@ -282,12 +282,32 @@ def test_the_sweep_finishes_a_round_nobody_is_connected_to(pair, clock):
     assert RaceEntry.objects.get(player=a).score > 0
 
 
-def test_the_lobby_gives_ghosts_to_a_player_who_waited_too_long(settings, clock):
+def test_the_lobby_gives_ghosts_to_a_player_who_waited_too_long(pair, settings, clock):
+    a, b = pair
+    dataset = race_dataset(plain=1, gold=0)
+    token = matched_room(dataset, a, b)  # an earlier race leaves contours to replay
+    start_drawing(token, a, b, clock)
+    submit(token, a, GOLD)
+    submit(token, b, NEAR)
     settings.RACE_LOBBY_WAIT_S = 0
     solo = user_with_role("volunteer")
-    dataset = race_dataset(plain=1, gold=0)
 
     result = services.lobby_queue(player_id=solo.pk, slug=dataset.slug)
 
     assert result.room is not None
     assert RaceRoom.objects.get(token=result.room).state["config"]["ghost_wait_ms"] == 0
+
+
+def test_next_round_waits_for_every_racer(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=2, gold=2), a, b)
+    start_drawing(token, a, b, clock)
+    submit(token, a, GOLD)
+    submit(token, b, NEAR)
+    assert state_of(token).phase == engine.RESULTS
+
+    services.room_message(token=token, player_id=a.pk, message=msg("next"))
+    assert state_of(token).phase == engine.RESULTS  # b is still reading the results
+
+    services.room_message(token=token, player_id=b.pk, message=msg("next"))
+    assert state_of(token).phase in (engine.LOBBY, engine.COUNTDOWN)
