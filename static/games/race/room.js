@@ -121,7 +121,8 @@ function renderPlayers() {
       li.innerHTML = `<span class="race-icon" aria-hidden="true"></span> <span class="race-name"></span> <span class="race-state"></span>`;
       li.querySelector(".race-icon").textContent = icon;
       li.querySelector(".race-name").textContent = nameOf(p) + (tags.length ? ` (${tags.join(", ")})` : "");
-      li.querySelector(".race-state").textContent = current.view.phase === "lobby" ? "" : word;
+      li.querySelector(".race-state").textContent =
+        current.view.phase === "lobby" ? "" : p.left && p.progress !== "submitted" ? "left the race" : word;
       return li;
     }),
   );
@@ -226,6 +227,7 @@ async function apply(payload) {
   // Broadcasts leave out names and pictures unless they changed.
   payload.names ??= current?.names ?? {};
   payload.meta ??= current?.meta ?? {};
+  const previousPhase = current?.view.phase ?? null;
   current = payload;
   const { view, meta } = payload;
   offset = view.server_time - Date.now();
@@ -262,6 +264,10 @@ async function apply(payload) {
     if (mine?.progress === "submitted") overlay("");
   } else if (view.phase === "results") {
     overlay("");
+    if (previousPhase !== "results" && matchMedia("(max-width: 700px)").matches) {
+      // On a phone the results sit below the canvas: bring them into view once.
+      requestAnimationFrame(() => $("results").scrollIntoView({ block: "start" }));
+    }
     await enterRound(view, meta);
     if (mine?.contour) editor.reset(mine.contour, true);
     editor.setLocked(true);
