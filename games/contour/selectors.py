@@ -150,12 +150,17 @@ def room_for_player(*, token: uuid.UUID, player_id: int) -> RaceRoom:
 
 
 def open_room_of(*, player_id: int) -> RaceRoom | None:
-    """The player's most recent open room (to offer a rejoin from the lobby)."""
-    return (
-        RaceRoom.objects.filter(status=RaceRoom.Status.OPEN, seats__player_id=player_id)
-        .order_by("-id")
-        .first()
-    )
+    """The player's most recent open room that they have not left (to offer a rejoin)."""
+    from games.engine import contour_race as engine
+
+    rooms = RaceRoom.objects.filter(
+        status=RaceRoom.Status.OPEN, seats__player_id=player_id
+    ).order_by("-id")[:5]
+    for room in rooms:
+        me = engine.RoomState.from_dict(room.state).player(str(player_id))
+        if me is not None and not me.left:
+            return room
+    return None
 
 
 @dataclass(frozen=True)

@@ -311,3 +311,17 @@ def test_next_round_waits_for_every_racer(pair, clock):
 
     services.room_message(token=token, player_id=b.pk, message=msg("next"))
     assert state_of(token).phase in (engine.LOBBY, engine.COUNTDOWN)
+
+
+def test_the_lobby_offers_a_rejoin_only_to_a_player_who_did_not_leave(pair, clock):
+    from games.contour.selectors import open_room_of
+
+    a, b = pair
+    token = matched_room(race_dataset(plain=2, gold=2), a, b)
+    assert open_room_of(player_id=a.pk).token == token
+
+    services.room_connect(token=token, player_id=a.pk)
+    services.room_message(token=token, player_id=a.pk, message=msg("leave"))
+
+    assert open_room_of(player_id=a.pk) is None
+    assert open_room_of(player_id=b.pk).token == token
