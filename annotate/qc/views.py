@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
@@ -46,6 +47,8 @@ def qc_page(request, slug: str):
             "dataset": dataset,
             "overview": qc_overview(dataset=dataset),
             "can_manage": access_has_role(request.user, *QC_MANAGER_ROLES),
+            # Embedded mode: tasks run inside the request, so training holds the page a while.
+            "tasks_inline": settings.CELERY_TASK_ALWAYS_EAGER,
         },
     )
 
