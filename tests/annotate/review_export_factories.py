@@ -69,3 +69,15 @@ def contour(player, image: Image, points: list[list[float]]) -> Annotation:
         idempotency_key=uuid.uuid4().hex,
         response_ms=3000,
     )
+
+
+def outlined_image(slug: str, *, raters: int = 3) -> Image:
+    """An 8×8 image in play in a new outline dataset, with a near-square contour per rater."""
+    from accounts.roles import Role
+    from tests.factories import user_with_role
+
+    dataset = dataset_with_classes("lesion", task=Dataset.Task.SEGMENTATION, slug=slug)
+    image = consented_image(dataset, width=8, height=8, status=Image.Status.ACTIVE)
+    for n in range(raters):
+        contour(user_with_role(Role.VOLUNTEER), image, [[1, 1], [6, 1], [6, 6 + n % 2], [1, 6]])
+    return image

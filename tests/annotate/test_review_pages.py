@@ -187,17 +187,11 @@ def test_outline_dataset_page_reports_staple_consensus_and_gold_masks(client, re
     from django.core.files.base import ContentFile
 
     from annotate import consensus
-    from annotate.models import Dataset, GoldMask, Image
-    from tests.annotate.review_export_factories import (
-        consented_image,
-        contour,
-        dataset_with_classes,
-    )
+    from annotate.models import GoldMask, Image
+    from tests.annotate.review_export_factories import consented_image, outlined_image
 
-    dataset = dataset_with_classes("lesion", task=Dataset.Task.SEGMENTATION, slug="seg-page")
-    image = consented_image(dataset, width=8, height=8, status=Image.Status.ACTIVE)
-    for n in range(3):
-        contour(user_with_role(Role.VOLUNTEER), image, [[1, 1], [6, 1], [6, 6 + n % 2], [1, 6]])
+    image = outlined_image("seg-page")
+    dataset = image.dataset
     consensus.consensus_mask_update(image_id=image.pk)
     gold = consented_image(dataset, width=8, height=8, status=Image.Status.ACTIVE)
     mask = GoldMask(image=gold, source=GoldMask.Source.DATASET, polygons=[])

@@ -281,19 +281,12 @@ def test_withdrawing_an_outlined_image_deletes_its_masks_and_never_runs_class_co
 ):
     from django.core.files.base import ContentFile
 
-    from accounts.roles import Role
     from annotate import consensus
-    from annotate.models import ConsensusMask, ConsensusRun, Dataset, GoldMask
-    from tests.annotate.review_export_factories import (
-        consented_image,
-        contour,
-        dataset_with_classes,
-    )
+    from annotate.models import ConsensusMask, ConsensusRun, GoldMask
+    from tests.annotate.review_export_factories import outlined_image
 
-    dataset = dataset_with_classes("lesion", task=Dataset.Task.SEGMENTATION, slug="seg-w")
-    image = consented_image(dataset, width=8, height=8, status=Image.Status.ACTIVE)
-    for n in range(3):
-        contour(user_with_role(Role.VOLUNTEER), image, [[1, 1], [6, 1], [6, 6 + n % 2], [1, 6]])
+    image = outlined_image("seg-w")
+    dataset = image.dataset
     record = consensus.consensus_mask_update(image_id=image.pk)
     gold = GoldMask.objects.create(image=image, source=GoldMask.Source.DATASET, polygons=[])
     gold.mask.save("gold.png", ContentFile(b"png"))
