@@ -22,6 +22,7 @@ urlpatterns = [
         name="review-probability",
     ),
     path("exports/", views.export_page, name="export-list"),
+    path("exports/<int:export_id>/datasheet/", views.export_datasheet, name="export-datasheet"),
     path("<slug:slug>/", views.dataset_detail, name="dataset-detail"),
     path("<slug:slug>/model/", views.dataset_model, name="dataset-model"),
     path("<slug:slug>/model/train/", views.dataset_model_train, name="dataset-model-train"),

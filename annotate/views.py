@@ -282,6 +282,28 @@ def review_probability_png(request, item_id: int):
 
 
 @login_required
+@require_GET
+def export_datasheet(request, export_id: int):
+    """The datasheet of a ready snapshot, readable without downloading the archive."""
+    import zipfile
+
+    from annotate.export.selectors import export_get_for_user
+
+    try:
+        export = export_get_for_user(user=request.user, export_id=export_id)
+    except NotPermitted as exc:
+        return _forbidden(request, exc)
+    if export.status != Export.Status.READY or not export.file:
+        raise Http404("This export is not ready.")
+    with export.file.open("rb") as handle, zipfile.ZipFile(handle) as archive:
+        try:
+            text = archive.read("datasheet.md").decode("utf-8")
+        except KeyError:
+            raise Http404("This export has no datasheet.") from None
+    return render(request, "annotate/export_datasheet.html", {"export": export, "text": text})
+
+
+@login_required
 def export_page(request):
     """The researcher's exports: request a snapshot, follow its progress, download it, and see
     which items a later withdrawal affected."""

@@ -146,3 +146,23 @@ def test_withdrawal_marks_the_export_and_a_new_snapshot_leaves_the_image_out(
     assert 'data-testid="withdrawn-items"' in html and str(gone.public_id) in html
     # Marking twice changes nothing.
     assert exports_mark_withdrawn(image_ids=[gone.pk]) == []
+
+
+def test_the_datasheet_is_readable_by_whoever_may_download_the_export(
+    api_client, client, researcher, dataset, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        _request(api_client, researcher)
+    export = Export.objects.get()
+    url = reverse("annotate:export-datasheet", args=[export.pk])
+
+    client.force_login(researcher)
+    page = client.get(url)
+    listing = client.get(reverse("annotate:export-list")).content.decode()
+    client.force_login(user_with_role(Role.RESEARCHER))
+    rival = client.get(url)
+
+    assert page.status_code == 200
+    assert "# Datasheet: Chest, export v1" in page.content.decode()
+    assert url in listing
+    assert rival.status_code == 403
