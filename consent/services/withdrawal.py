@@ -115,6 +115,12 @@ def consent_withdraw(*, consent_id: int, actor_id: int | None, channel: str) -> 
         )
         masks = _masks_delete(image_ids)
         files.extend(masks)
+        # QC scores describe the pixels; race rooms keep outlines of round and reference images.
+        from annotate.models import ImageQc
+        from games.contour.services import race_rooms_forget_images
+
+        ImageQc.objects.filter(image_id__in=image_ids).delete()
+        race_rooms_forget_images(image_ids=image_ids)
         audit_event_record(
             actor_id=actor_id,
             action="consent.withdrawal.images_removed",

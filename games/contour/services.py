@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -670,3 +671,30 @@ def race_sweep() -> dict[str, int]:
             matched += len(_match(dataset=dataset))
             _lobby_changed()
     return {"ticked": ticked, "closed": closed, "matched": matched}
+
+
+def race_rooms_forget_images(*, image_ids: Iterable[int]) -> int:
+    """A donor withdrew: drop the outlines and links of these images from every race room's
+    round data (the round image's consensus outline, a reference example's gold outline).
+    Returns the number of rooms changed. Called inside the withdrawal transaction."""
+    ids = list(image_ids)
+    if not ids:
+        return 0
+    urls = [
+        reverse("annotate:image-file", args=[public_id])
+        for public_id in Image.objects.filter(pk__in=ids).values_list("public_id", flat=True)
+    ]
+    rooms = RaceRoom.objects.select_for_update().filter(
+        Q(round_meta__image_pk__in=ids) | Q(round_meta__reference_url__in=urls)
+    )
+    changed = 0
+    for room in rooms:
+        meta = dict(room.round_meta)
+        if meta.get("image_pk") in ids:
+            meta.update(image_url=None, consensus_outline=None)
+        if meta.get("reference_url") in urls:
+            meta.update(reference_url=None, reference_outline=None)
+        room.round_meta = meta
+        room.save(update_fields=["round_meta", "updated_at"])
+        changed += 1
+    return changed

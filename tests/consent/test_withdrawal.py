@@ -291,6 +291,9 @@ def test_withdrawing_an_outlined_image_deletes_its_masks_and_never_runs_class_co
     gold = GoldMask.objects.create(image=image, source=GoldMask.Source.DATASET, polygons=[])
     gold.mask.save("gold.png", ContentFile(b"png"))
     mask_files = [record.mask.name, record.probability.name, gold.mask.name]
+    from annotate.models import ImageQc
+
+    ImageQc.objects.create(image=image, dataset=image.dataset, scores={"ood": 0.1})
     assert all(default_storage.exists(name) for name in mask_files)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -298,6 +301,7 @@ def test_withdrawing_an_outlined_image_deletes_its_masks_and_never_runs_class_co
 
     assert not ConsensusMask.objects.filter(image=image).exists()
     assert not GoldMask.objects.filter(image=image).exists()
+    assert not ImageQc.objects.filter(image=image).exists()
     assert not any(default_storage.exists(name) for name in mask_files)
     assert not ConsensusRun.objects.filter(dataset=dataset).exists()
     followup = AuditEvent.objects.get(action="consent.withdrawal.followup")

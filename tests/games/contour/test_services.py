@@ -325,3 +325,37 @@ def test_the_lobby_offers_a_rejoin_only_to_a_player_who_did_not_leave(pair, cloc
 
     assert open_room_of(player_id=a.pk) is None
     assert open_room_of(player_id=b.pk).token == token
+
+
+@pytest.mark.parametrize(
+    "points", [[1, {"a": 2}, [3]], "not a list", [[0, 0], [1, "x"], [2, 2]], [[0, 0, 0]] * 3]
+)
+def test_malformed_points_are_rejected_with_a_reason(pair, clock, points):
+    a, b = pair
+    token = matched_room(race_dataset(plain=2, gold=2), a, b)
+    start_drawing(token, a, b, clock)
+
+    reply = submit(token, a, points)
+
+    assert [e["kind"] for e in reply.private] == ["submission_rejected"]
+    assert reply.private[0]["message"]
+    assert state_of(token).player(str(a.pk)).progress != engine.SUBMITTED
+    assert not Annotation.objects.exists()
+
+
+def test_a_withdrawal_drops_the_images_outlines_from_race_rooms(pair, clock):
+    a, b = pair
+    dataset = race_dataset(plain=2, gold=2)
+    token = matched_room(dataset, a, b)
+    start_drawing(token, a, b, clock)
+    room = RaceRoom.objects.get(token=token)
+    assert room.round_meta["reference_outline"]
+    reference = Image.objects.get(public_id=state_of(token).round.reference_image_id)
+    raced = Image.objects.get(pk=room.round_meta["image_pk"])
+
+    consent_withdraw(consent_id=reference.consent_id, actor_id=None, channel="admin")
+
+    meta = RaceRoom.objects.get(token=token).round_meta
+    assert meta["reference_outline"] is None and meta["reference_url"] is None
+    if raced.consent_id == reference.consent_id:
+        assert meta["image_url"] is None
