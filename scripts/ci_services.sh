@@ -44,7 +44,8 @@ export CELERY_RESULT_BACKEND="redis://127.0.0.1:6379/7"
 export SECRET_KEY="ci-only-$(head -c 48 /dev/urandom | base64 | tr -d '/+=' )"
 export ALLOWED_HOSTS="127.0.0.1,localhost,testserver"
 export TESSERA_REAL_SERVICES=1
-redis-cli -n 5 flushdb >/dev/null; redis-cli -n 6 flushdb >/dev/null; redis-cli -n 7 flushdb >/dev/null
+# 5-7 as above; 10-15 are the test processes' own cache databases (tests/conftest.py).
+for db in 5 6 7 10 11 12 13 14 15; do redis-cli -n "$db" flushdb >/dev/null; done
 
 .venv/bin/python manage.py migrate --noinput -v0
 .venv/bin/python manage.py check --deploy --fail-level WARNING

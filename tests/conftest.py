@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -36,6 +38,32 @@ def _tasks_run_in_process(request):
     app.conf.task_always_eager = app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = old
+
+
+@pytest.fixture(autouse=True)
+def _own_realtime_and_cache(settings, worker_id):
+    """A fresh channel layer object per test; on Redis, a channel prefix and a cache database
+    per test process.
+
+    channels_redis keeps its receive state (lock, buffers, the event loop that receives) on the
+    layer object, while every async test runs on an event loop of its own: a socket one test left
+    behind could make a later test's receive wait forever. The test processes of the CI run share
+    one Redis server: their databases hand out the same user ids (so per-user groups crossed), and
+    ``cache.clear()`` is a FLUSHDB, which wiped the other process's cache and channel groups
+    (broadcasts of the race e2e test never arrived). Changing these settings makes Channels and
+    Django drop the layer and cache objects built before.
+    """
+    index = int(worker_id[2:]) if worker_id.startswith("gw") else 0
+    layer = {**settings.CHANNEL_LAYERS["default"]}
+    if "prefix" in layer.get("CONFIG", {}):
+        layer["CONFIG"] = {**layer["CONFIG"], "prefix": f"{layer['CONFIG']['prefix']}-{worker_id}"}
+    settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, "default": layer}
+    cache = {**settings.CACHES["default"]}
+    if cache["BACKEND"].endswith("RedisCache"):
+        db = 10 + index
+        assert db < 16, "one Redis cache database per test process: at most 6 processes"
+        cache["LOCATION"] = urlsplit(cache["LOCATION"])._replace(path=f"/{db}").geturl()
+        settings.CACHES = {**settings.CACHES, "default": cache}
 
 
 @pytest.fixture

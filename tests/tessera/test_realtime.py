@@ -34,6 +34,7 @@ def logged_in_client(client, volunteer):
 
 async def test_anonymous_socket_is_refused():
     communicator, connected, code = await _connect()
+    await communicator.disconnect()
 
     assert connected is False
     assert code == 4401
@@ -41,6 +42,7 @@ async def test_anonymous_socket_is_refused():
 
 async def test_foreign_origin_is_refused(logged_in_client):
     communicator, connected, _ = await _connect(logged_in_client, origin=b"http://evil.example")
+    await communicator.disconnect()
 
     assert connected is False
 

@@ -51,24 +51,30 @@ def _phase(phase):
 
 async def test_anonymous_sockets_are_refused():
     for path in ("/ws/race/lobby/", "/ws/race/room/6f1c3d7e-0000-4000-8000-000000000000/"):
-        _, connected, code = await _connect(path)
+        communicator, connected, code = await _connect(path)
+        await communicator.disconnect()
         assert (connected, code) == (False, 4401)
 
 
 async def test_foreign_origin_is_refused():
     user = await sync_to_async(user_with_role)("volunteer")
-    _, connected, _ = await _connect("/ws/race/lobby/", user, origin=b"http://evil.example")
+    communicator, connected, _ = await _connect(
+        "/ws/race/lobby/", user, origin=b"http://evil.example"
+    )
+    await communicator.disconnect()
     assert connected is False
 
 
 async def test_non_players_and_strangers_are_refused():
     donor = await sync_to_async(user_with_role)("donor")
-    _, connected, code = await _connect("/ws/race/lobby/", donor)
+    communicator, connected, code = await _connect("/ws/race/lobby/", donor)
+    await communicator.disconnect()
     assert (connected, code) == (False, 4403)
 
     player = await sync_to_async(user_with_role)("volunteer")
     room = "/ws/race/room/6f1c3d7e-0000-4000-8000-000000000000/"
-    _, connected, code = await _connect(room, player)
+    communicator, connected, code = await _connect(room, player)
+    await communicator.disconnect()
     assert (connected, code) == (False, 4403)
 
 
