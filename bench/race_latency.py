@@ -242,9 +242,12 @@ class Player:
         cx, cy = W / 2 + self.rng.uniform(-2, 2), H / 2 + self.rng.uniform(-2, 2)
         token, me = self.room["token"], self.me["id"]
         for _ in range(self.rounds):
-            await self.until(lambda v: v["phase"] == "lobby")
-            await asyncio.sleep(self.rng.uniform(0.1, 1.0))
-            self.send({"type": "ready"}, (token, me, "ready"))
+            if _ == 0:
+                await self.until(lambda v: v["phase"] == "lobby")
+                await asyncio.sleep(self.rng.uniform(0.1, 1.0))
+                self.send({"type": "ready"}, (token, me, "ready"))
+            # Later rounds: "next" from the results was this player's ready (the room waits for
+            # every racer there, then goes straight through the lobby to the countdown).
             await self.until(lambda v: v["phase"] == "drawing", timeout=120)
             await asyncio.sleep(self.rng.uniform(0.3, 2.5))
             self.send({"type": "progress"}, (token, me, "drawing"))
@@ -264,10 +267,10 @@ class Player:
                 timeout=120,
             )
             if _ < self.rounds - 1 and self.view["phase"] == "results":
-                # Everyone asks for the next round; the first wins, the rest are refused.
-                await asyncio.sleep(0.3 if self.leader else 1.0)
+                # Every racer asks for the next round; it starts when all have.
+                await asyncio.sleep(self.rng.uniform(0.3, 1.5))
                 if self.view["phase"] == "results":
-                    self.send({"type": "next"})
+                    self.send({"type": "next"}, (token, me, "ready"))
         self.proto.sendClose()
 
 
