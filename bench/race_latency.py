@@ -162,7 +162,6 @@ class Player:
         self.view = None
         self.changed = asyncio.Event()
         self.proto = None
-        self.leader = room["players"][0]["id"] == me["id"]
         self.size = len(room["players"])
 
     # autobahn callbacks
@@ -241,8 +240,8 @@ class Player:
     async def play(self) -> None:
         cx, cy = W / 2 + self.rng.uniform(-2, 2), H / 2 + self.rng.uniform(-2, 2)
         token, me = self.room["token"], self.me["id"]
-        for _ in range(self.rounds):
-            if _ == 0:
+        for round_no in range(self.rounds):
+            if round_no == 0:
                 await self.until(lambda v: v["phase"] == "lobby")
                 await asyncio.sleep(self.rng.uniform(0.1, 1.0))
                 self.send({"type": "ready"}, (token, me, "ready"))
@@ -266,7 +265,7 @@ class Player:
                 lambda v: (v["phase"] == "results" and v["scored"]) or v["phase"] == "lobby",
                 timeout=120,
             )
-            if _ < self.rounds - 1 and self.view["phase"] == "results":
+            if round_no < self.rounds - 1 and self.view["phase"] == "results":
                 # Every racer asks for the next round; it starts when all have.
                 await asyncio.sleep(self.rng.uniform(0.3, 1.5))
                 if self.view["phase"] == "results":
