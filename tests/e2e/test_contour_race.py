@@ -219,13 +219,18 @@ def test_two_volunteers_race_one_round(new_page, asgi_live_server, artifacts, se
     _settled(everyone_gone)
 
 
-def _settled(check, seconds=10.0):
-    """``check()`` once the server thread has let go of the database (retries, then raises)."""
+def _settled(check, seconds=10.0, interval=0.3):
+    """``check()`` once the server thread has let go of the database (retries, then raises).
+
+    SQLite's shared in-memory test database fails a writer at once ("table is locked") while a
+    reader holds the table, so every read here could make the server thread's write fail (seen:
+    a disconnect never recorded). Each attempt waits first and the reads stay sparse.
+    """
     deadline = time.monotonic() + seconds
     while True:
+        time.sleep(interval)
         try:
             return check()
         except (OperationalError, AssertionError, ObjectDoesNotExist):
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.1)
