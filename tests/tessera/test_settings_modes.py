@@ -108,14 +108,15 @@ def test_embedded_default_needs_no_variables():
     ], result.stderr
 
 
-def test_production_database_connections_are_not_kept_but_can_be_pooled():
+def test_production_database_connections_are_pooled_not_kept():
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
         "d = s.DATABASES['default']; "
         "print(d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool', {}).get('max_size'))"
     )
     runs = []
-    for extra in ({}, {"DATABASE_POOL_SIZE": "4"}):
+    cases = ({}, {"DATABASE_POOL_SIZE": "4"}, {"DATABASE_POOL_SIZE": "0"})
+    for extra in (*cases, {"DATABASE_CONN_MAX_AGE": "60"}):
         runs.append(
             subprocess.run(  # noqa: S603
                 [sys.executable, "-c", code],
@@ -132,7 +133,11 @@ def test_production_database_connections_are_not_kept_but_can_be_pooled():
             )
         )
 
-    assert [r.stdout.split() for r in runs] == [["0", "None"], ["0", "4"]], runs[1].stderr
+    # Pooled by default, a size of 0 turns the pool off; kept connections and a pool exclude
+    # each other (a clear error, not Django's at the first query).
+    assert [r.stdout.split() for r in runs[:3]] == [["0", "10"], ["0", "4"], ["0", "None"]]
+    assert runs[3].returncode != 0
+    assert "DATABASE_CONN_MAX_AGE and DATABASE_POOL_SIZE exclude each other" in runs[3].stderr
     pooled = _manage(
         "check",
         "--deploy",
