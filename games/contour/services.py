@@ -48,6 +48,9 @@ LOBBY_GROUP = "race.lobby"
 MAX_CONSENSUS_CONTOURS = 24
 # A room nobody touched for this long is closed by the sweep.
 STALE_ROOM_S = 30 * 60
+# A round still unscored this long after its room last changed is queued for scoring again (its
+# task was lost on the way: a broker outage at send time, a worker killed before it acked).
+SCORE_RETRY_S = 60
 MAX_POINTS = engine.ContourLimits.max_input_points
 
 
@@ -661,6 +664,7 @@ def race_sweep() -> dict[str, int]:
     for token in due:
         room_tick(token=token)
     ticked = len(due)
+    rescored = _rescore_lost_rounds()
     stale = timezone.now() - timedelta(seconds=STALE_ROOM_S)
     closed = RaceRoom.objects.filter(status=RaceRoom.Status.OPEN, updated_at__lt=stale).update(
         status=RaceRoom.Status.CLOSED
@@ -670,7 +674,24 @@ def race_sweep() -> dict[str, int]:
         with transaction.atomic():
             matched += len(_match(dataset=dataset))
             _lobby_changed()
-    return {"ticked": ticked, "closed": closed, "matched": matched}
+    return {"ticked": ticked, "rescored": rescored, "closed": closed, "matched": matched}
+
+
+def _rescore_lost_rounds() -> int:
+    """Queue the scoring of rounds that ended but were never scored (the task is idempotent, so
+    one still on its way only scores once); returns how many were queued."""
+    from games.contour.tasks import race_score_task
+
+    quiet_since = timezone.now() - timedelta(seconds=SCORE_RETRY_S)
+    lost = RaceRoom.objects.filter(
+        status=RaceRoom.Status.OPEN,
+        updated_at__lt=quiet_since,
+        state__phase=engine.RESULTS,
+        state__scored=False,
+    ).values_list("pk", "state__round_no")[:500]
+    for room_id, round_no in lost:
+        race_score_task.delay(room_id, round_no)
+    return len(lost)
 
 
 def race_rooms_forget_images(*, image_ids: Iterable[int]) -> int:

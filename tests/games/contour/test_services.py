@@ -282,6 +282,31 @@ def test_the_sweep_finishes_a_round_nobody_is_connected_to(pair, clock):
     assert RaceEntry.objects.get(player=a).score > 0
 
 
+def test_the_sweep_scores_a_round_whose_scoring_task_was_lost(pair, clock, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from games.contour.tasks import race_score_task
+
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    with monkeypatch.context() as m:  # the broker drops the round's scoring task
+        m.setattr(race_score_task, "delay_on_commit", lambda *args: None)
+        submit(token, a, NEAR)
+        submit(token, b, FAR)
+    assert state_of(token).phase == engine.RESULTS and not state_of(token).scored
+
+    assert race_sweep.delay().get()["rescored"] == 0  # a task may still be on its way
+    RaceRoom.objects.filter(token=token).update(updated_at=timezone.now() - timedelta(minutes=2))
+    assert race_sweep.delay().get()["rescored"] == 1
+
+    assert state_of(token).scored
+    assert RaceEntry.objects.get(player=a).score > RaceEntry.objects.get(player=b).score
+    assert race_sweep.delay().get()["rescored"] == 0
+
+
 def test_the_lobby_gives_ghosts_to_a_player_who_waited_too_long(pair, settings, clock):
     a, b = pair
     dataset = race_dataset(plain=1, gold=0)
