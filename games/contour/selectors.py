@@ -87,11 +87,22 @@ def with_ghosts(qs: QuerySet[Image], *, player_ids: list[int]) -> QuerySet[Image
 
 
 def pick(qs: QuerySet[Image], rng: np.random.Generator) -> Image | None:
-    """One image of ``qs`` uniformly at random (by offset: the candidate sets are small)."""
-    n = qs.count()
-    if n == 0:
-        return None
-    return qs.order_by("pk")[int(rng.integers(n))]
+    """One image of ``qs`` uniformly at random (by offset: the candidate sets are small).
+
+    The set may shrink between the count and the read (a worker retires an image whose
+    consensus became confident, another room's round takes one to its label limit): an offset
+    past the end is drawn again from a fresh count, never an ``IndexError`` in a player's move.
+    """
+    ordered = qs.order_by("pk")
+    for _ in range(3):
+        n = qs.count()
+        if n == 0:
+            return None
+        k = int(rng.integers(n))
+        found = list(ordered[k : k + 1])
+        if found:
+            return found[0]
+    return ordered.first()
 
 
 @dataclass(frozen=True)

@@ -384,3 +384,26 @@ def test_a_withdrawal_drops_the_images_outlines_from_race_rooms(pair, clock):
     assert meta["reference_outline"] is None and meta["reference_url"] is None
     if raced.consent_id == reference.consent_id:
         assert meta["image_url"] is None
+
+
+def test_a_round_starts_on_a_candidate_retired_between_count_and_read(pair):
+    """The candidate set shrank after it was counted (a worker retired an image): the pick draws
+    again from a fresh count instead of failing the player's move with an IndexError."""
+    from games.contour import selectors
+
+    a, b = pair
+    dataset = race_dataset(plain=3, gold=0)
+    candidates = selectors.round_candidates(dataset=dataset, player_ids=[a.pk, b.pk])
+    images = list(candidates.order_by("pk"))
+    assert len(images) == 3
+
+    class LastOfEach:  # the highest offset each time: past the end of the stale count
+        def integers(self, n):
+            return n - 1
+
+    counts = iter([len(images) + 2, len(images)])  # counted before two images retired
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(type(candidates), "count", lambda self: next(counts))
+        picked = selectors.pick(candidates, LastOfEach())
+
+    assert picked == images[-1]
