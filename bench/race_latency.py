@@ -162,6 +162,7 @@ class Player:
         self.view = None
         self.changed = asyncio.Event()
         self.proto = None
+        self.open = False
         self.size = len(room["players"])
 
     # autobahn callbacks
@@ -203,8 +204,11 @@ class Player:
             self.changed.clear()
             left = deadline - time.monotonic()
             if left <= 0:
+                v = self.view or {}
                 raise TimeoutError(
-                    f"player {self.me['id']} stuck in {self.view and self.view['phase']}"
+                    f"player {self.me['id']} stuck in {v.get('phase')} (round "
+                    f"{(v.get('round') or {}).get('round_no')}"
+                    f", seq {v.get('seq')}, scored {v.get('scored')}, open {self.open})"
                 )
             try:
                 await asyncio.wait_for(self.changed.wait(), left)
@@ -222,6 +226,10 @@ class Player:
         class Proto(WebSocketClientProtocol):
             def onOpen(self):  # noqa: N802 - autobahn's name
                 player.proto = self
+                player.open = True
+
+            def onClose(self, was_clean, code, reason):  # noqa: N802
+                player.open = False
 
             def onMessage(self, payload, is_binary):  # noqa: N802
                 player.on_message(json.loads(payload))
