@@ -95,10 +95,10 @@ if PRODUCTION:
     # server's pool: persistent connections (CONN_MAX_AGE > 0) are opened per thread and left
     # open, never reused, until the server runs out of connections (Django's docs: disable them
     # under ASGI). Without them every request opens a connection of its own (a PostgreSQL backend
-    # started and torn down per move: the race benchmark's p50 at 200 players fell from 2.9-3.4 s
-    # to 1.3-1.8 s with a pool). So connections are reused through psycopg's pool, at most
-    # DATABASE_POOL_SIZE per process (ASGI servers and Celery workers alike; Celery's Django
-    # fix-up closes the pool in forked workers); DATABASE_POOL_SIZE=0 turns it off.
+    # started and torn down per websocket move; docs/benchmarks.md, contour race). So
+    # connections are reused through psycopg's pool, at most DATABASE_POOL_SIZE per process (ASGI
+    # servers and Celery workers alike; Celery's Django fix-up closes the pool in forked
+    # workers); DATABASE_POOL_SIZE=0 turns it off.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if DATABASE_POOL_SIZE := env.int("DATABASE_POOL_SIZE", default=10):

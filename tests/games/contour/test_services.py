@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from annotate.consensus import contour_points
 from annotate.models import Annotation, ConsensusMask, Image
 from consent.models import Consent
 from consent.services.withdrawal import consent_withdraw
-from games.contour import services
+from games.contour import selectors, services
 from games.contour.models import RaceEntry, RaceRoom, RaceSeat, RaceTicket
-from games.contour.tasks import race_sweep
+from games.contour.tasks import race_score_task, race_sweep
 from games.engine import contour_race as engine
 from tests.factories import user_with_role
 from tests.games.contour.factories import FAR, GOLD, NEAR, race_dataset
@@ -283,12 +286,6 @@ def test_the_sweep_finishes_a_round_nobody_is_connected_to(pair, clock):
 
 
 def test_the_sweep_scores_a_round_whose_scoring_task_was_lost(pair, clock, monkeypatch):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from games.contour.tasks import race_score_task
-
     a, b = pair
     token = matched_room(race_dataset(plain=0, gold=3), a, b)
     start_drawing(token, a, b, clock)
@@ -389,8 +386,6 @@ def test_a_withdrawal_drops_the_images_outlines_from_race_rooms(pair, clock):
 def test_a_round_starts_on_a_candidate_retired_between_count_and_read(pair):
     """The candidate set shrank after it was counted (a worker retired an image): the pick draws
     again from a fresh count instead of failing the player's move with an IndexError."""
-    from games.contour import selectors
-
     a, b = pair
     dataset = race_dataset(plain=3, gold=0)
     candidates = selectors.round_candidates(dataset=dataset, player_ids=[a.pk, b.pk])
