@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 from PIL import Image as PILImage
@@ -282,22 +282,39 @@ def consensus_update(*, dataset_id: int) -> ConsensusRun:
     )
 
 
-def consensus_labels_added(*, dataset_id: int, n: int) -> bool:
-    """Count `n` new labels for a dataset; queue a consensus update (after commit) when due.
+def _count_new_labels(dataset_id: int, n: int) -> int | None:
+    """Add ``n`` to the dataset's counter in one statement; its new value, or None (no row)."""
+    table = ConsensusModelState._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET labels_since_update = labels_since_update + %s "  # noqa: S608
+            "WHERE dataset_id = %s RETURNING labels_since_update",
+            [n, dataset_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
 
-    Called by the label-submission service inside its transaction. Returns whether an update
-    was queued.
+
+def consensus_labels_added(*, dataset_id: int, n: int, every: int | None = None) -> bool:
+    """Count ``n`` new labels for a dataset; queue a consensus update (after commit) when due.
+
+    Called by the label-submission service once its labels are committed. An update is due each
+    time the counter passes a multiple of the dataset's ``consensus_every`` (``every``, read
+    from the dataset when the caller does not know it): once per that many labels, not on every
+    submission while a queued update waits for a worker (the update resets the counter). One
+    ``UPDATE ... RETURNING`` in the common case. Returns whether an update was queued.
     """
     from annotate.tasks import consensus_update_task
 
-    counter = ConsensusModelState.objects.filter(dataset_id=dataset_id)
-    # The row exists after a dataset's first labels: one UPDATE, and get_or_create only once.
-    if not counter.update(labels_since_update=F("labels_since_update") + n):
+    total = _count_new_labels(dataset_id, n)
+    if total is None:  # the dataset's first labels: create its state row once
         ConsensusModelState.objects.get_or_create(dataset_id=dataset_id)
-        counter.update(labels_since_update=F("labels_since_update") + n)
-    due = ConsensusModelState.objects.filter(
-        dataset_id=dataset_id, labels_since_update__gte=F("dataset__consensus_every")
-    ).exists()
+        total = _count_new_labels(dataset_id, n)
+        assert total is not None  # noqa: S101 - the row was just created
+    if every is None:
+        every = Dataset.objects.values_list("consensus_every", flat=True).get(pk=dataset_id)
+    every = max(1, every)
+    due = total // every > (total - n) // every
     if due:
         consensus_update_task.delay_on_commit(dataset_id)
     return due

@@ -1,12 +1,13 @@
 """Label submission: store a batch of class labels exactly once, whatever the client retries.
 
 A client gives every label an idempotency key. ``Annotation`` has a unique constraint on
-``(player, idempotency_key)``. A batch reads the keys already stored, then inserts the new labels
-with one ``INSERT ... RETURNING id`` (three queries in all). When a concurrent retry of the same
-keys commits between that read and the insert, the unique constraint refuses the insert; the
-batch is then stored again with ``INSERT ... ON CONFLICT DO NOTHING`` and read back by key. Either
-way each label is stored once and every submission gets the stored rows back. A key already used
-for a *different* image or class is a client bug and is refused."""
+``(player, idempotency_key)``. A batch is first inserted as if all its keys were new, with one
+``INSERT ... RETURNING id`` in a savepoint (two queries in all: the images' status, the insert).
+When any key was stored before (a retried batch, or a concurrent retry that committed first),
+the unique constraint refuses that insert; the savepoint is rolled back and the batch is stored
+again by reading the keys already there and inserting the rest with ``INSERT ... ON CONFLICT DO
+NOTHING``. Either way each label is stored once and every submission gets the stored rows back.
+A key already used for a *different* image or class is a client bug and is refused."""
 
 from __future__ import annotations
 
@@ -102,10 +103,10 @@ def labels_submit(
         with transaction.atomic():
             return _store(player_id, labels, source, allowed_image_ids)
     except IntegrityError:
-        # A concurrent submission of the same keys committed between our read and our insert
-        # (two retries racing): store the rest with ON CONFLICT DO NOTHING and read back.
+        # A key of this batch is stored already (a retry, or two retries racing): read what is
+        # there, store the rest with ON CONFLICT DO NOTHING and read the batch back.
         with transaction.atomic():
-            return _store(player_id, labels, source, allowed_image_ids, racing=True)
+            return _store(player_id, labels, source, allowed_image_ids, retried=True)
 
 
 def _store(
@@ -114,19 +115,21 @@ def _store(
     source: str,
     allowed_image_ids: frozenset[int],
     *,
-    racing: bool = False,
+    retried: bool = False,
 ) -> list[StoredLabel]:
     """One attempt at storing a batch (inside a transaction or savepoint).
 
-    The common case costs three queries: the keys already stored, the images' status and
-    dataset, and one ``INSERT ... RETURNING id``. ``racing`` is the fallback after a concurrent
-    insert of the same keys: ``ON CONFLICT DO NOTHING`` and read the whole batch back.
+    The common case (every key new) costs two queries: the images' status and dataset, and one
+    ``INSERT ... RETURNING id``, which raises IntegrityError when a key is taken. ``retried``
+    is the fallback after that: the keys already stored are read first, the rest inserted with
+    ``ON CONFLICT DO NOTHING`` (a racing retry may still commit some of them meanwhile) and
+    the whole batch read back.
     """
     keys = [label.idempotency_key for label in labels]
-    stored = _stored_by_key(player_id, keys)
+    stored = _stored_by_key(player_id, keys) if retried else {}
     before = set(stored)
     new = [label for label in labels if label.idempotency_key not in before]
-    dataset_of = _check_access(new, allowed_image_ids)
+    datasets = _check_access(new, allowed_image_ids)
     rows = [
         Annotation(
             image_id=label.image_id,
@@ -139,12 +142,12 @@ def _store(
         )
         for label in new
     ]
-    if racing:
+    if retried:
         Annotation.objects.bulk_create(rows, ignore_conflicts=True)
         stored = _stored_by_key(player_id, keys)
     elif rows:
-        # No ignore_conflicts: the insert returns the new ids, and a key that a concurrent
-        # submission stored meanwhile raises IntegrityError (retried above with racing=True).
+        # No ignore_conflicts: the insert returns the new ids, and a key stored before raises
+        # IntegrityError (stored again above with retried=True).
         for row in Annotation.objects.bulk_create(rows):
             stored[row.idempotency_key] = row
     result = []
@@ -166,7 +169,7 @@ def _store(
                 created=label.idempotency_key not in before,
             )
         )
-    _count_for_consensus(result, dataset_of)
+    _count_for_consensus(result, datasets)
     return result
 
 
@@ -177,7 +180,9 @@ def _stored_by_key(player_id: int, keys: Sequence[str]) -> dict[str, Annotation]
     }
 
 
-def _count_for_consensus(result: Sequence[StoredLabel], dataset_of: dict[int, int]) -> None:
+def _count_for_consensus(
+    result: Sequence[StoredLabel], datasets: dict[int, tuple[int, int]]
+) -> None:
     """Tell consensus about the new counted labels, per dataset, once they are committed.
 
     After commit, so that the counter's row lock never serialises concurrent submissions.
@@ -187,28 +192,33 @@ def _count_for_consensus(result: Sequence[StoredLabel], dataset_of: dict[int, in
     new_images = [r.image_id for r in result if r.created and r.is_counted]
     if not new_images:
         return
-    per_dataset = Counter(dataset_of[image_id] for image_id in new_images)
-    for dataset_id, n in per_dataset.items():
+    per_dataset = Counter(datasets[image_id] for image_id in new_images)
+    for (dataset_id, every), n in per_dataset.items():
         transaction.on_commit(
-            lambda dataset_id=dataset_id, n=n: consensus_labels_added(dataset_id=dataset_id, n=n)
+            lambda dataset_id=dataset_id, n=n, every=every: consensus_labels_added(
+                dataset_id=dataset_id, n=n, every=every
+            )
         )
 
 
 def _check_access(
     labels: Sequence[LabelInput], allowed_image_ids: frozenset[int]
-) -> dict[int, int]:
-    """Refuse the batch unless every image is allowed and in play; returns image id -> dataset."""
+) -> dict[int, tuple[int, int]]:
+    """Refuse the batch unless every image is allowed and in play.
+
+    Returns image id -> (dataset id, the dataset's ``consensus_every``).
+    """
     if not labels:
         return {}
     image_ids = {label.image_id for label in labels}
     if not image_ids <= allowed_image_ids:
         raise NotPermitted("You can only label images you were given in this game.")
     rows = Image.objects.filter(pk__in=image_ids).values_list(
-        "pk", "dataset_id", "public_id", "status"
+        "pk", "dataset_id", "dataset__consensus_every", "public_id", "status"
     )
-    dataset_of = {}
-    for pk, dataset_id, public_id, status in rows:
-        dataset_of[pk] = dataset_id
+    datasets = {}
+    for pk, dataset_id, every, public_id, status in rows:
+        datasets[pk] = (dataset_id, every)
         if status == Image.Status.ACTIVE:
             continue
         reason = (
@@ -220,4 +230,4 @@ def _check_access(
             f"This image {reason}; its label cannot be accepted.",
             extra={"image": str(public_id), "status": status},
         )
-    return dataset_of
+    return datasets

@@ -176,8 +176,14 @@ class Annotation(models.Model):
         REVIEW = "review", "Clinician review"
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    # Indexed by (player, image) below, not on its own: the selector asks "has this player
+    # labelled this image?" per candidate, and a player-only index let PostgreSQL answer that
+    # by reading the player's every label whenever its statistics underestimated the player.
     player = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="annotations",
+        db_index=False,
     )
     label_class = models.ForeignKey(
         LabelClass, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
@@ -201,7 +207,10 @@ class Annotation(models.Model):
                 name="annotation_has_content",
             ),
         ]
-        indexes = [models.Index(fields=["image", "is_counted"])]
+        indexes = [
+            models.Index(fields=["image", "is_counted"]),
+            models.Index(fields=["player", "image"], name="annotation_player_image_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.player_id} → {self.image_id}"

@@ -58,11 +58,21 @@ class GameSession(TimeStampedModel):
 class ServedImage(models.Model):
     """An image a player was given (queued or shown). Never served to the same player twice."""
 
+    # No single-column indexes on player and session: the (player, image) and (session, image)
+    # indexes lead with them. With a player_id index beside the pair, PostgreSQL answered the
+    # selector's "served to this player?" lookup from it whenever its statistics thought the
+    # player had few rows, reading the player's whole history per candidate (12 ms per level
+    # start at 1,500 served images).
     player = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="served_images"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="served_images",
+        db_index=False,
     )
     image = models.ForeignKey("annotate.Image", on_delete=models.CASCADE, related_name="served")
-    session = models.ForeignKey(GameSession, on_delete=models.CASCADE, related_name="served")
+    session = models.ForeignKey(
+        GameSession, on_delete=models.CASCADE, related_name="served", db_index=False
+    )
     served_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -78,7 +88,10 @@ class ServedImage(models.Model):
 class SessionMove(models.Model):
     """A move the server applied, by the client's idempotency key: a retry gets this result back."""
 
-    session = models.ForeignKey(GameSession, on_delete=models.CASCADE, related_name="moves")
+    # Indexed through the (session, key) constraint, which leads with it.
+    session = models.ForeignKey(
+        GameSession, on_delete=models.CASCADE, related_name="moves", db_index=False
+    )
     key = models.CharField(max_length=64)
     seq = models.PositiveIntegerField()
     outcome = models.CharField(max_length=10)  # applied | rejected

@@ -117,12 +117,21 @@ def player_stats_locked(player_id: int) -> PlayerStats:
     return _lock_or_create(PlayerStats, player_id=player_id)
 
 
-def stats_record_moves(*, player_id: int, dataset_id: int, tally: MoveTally) -> list[str]:
-    """Add one request's moves to the player's counters; returns newly earned badge ids.
+def _record_dataset_moves(player_id: int, dataset_id: int, tally: MoveTally) -> None:
+    """Add the request's answers to the player's skill inputs on the dataset.
 
-    Call inside the transaction that stored the moves. Updates the per-dataset skill inputs, the
-    lifetime counters (badges, league, bot flag) and today's leaderboard points.
+    One UPDATE with the increments in the common case; the row is read (locked) only when the
+    request won a level, to add it to ``completed_levels``, or when it does not exist yet.
     """
+    increments = {
+        "gold_answers": F("gold_answers") + tally.gold_answers,
+        "gold_correct": F("gold_correct") + tally.gold_correct,
+        "labels": F("labels") + tally.labels,
+        "too_fast": F("too_fast") + tally.too_fast,
+    }
+    row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset_id=dataset_id)
+    if not tally.level_won and row.update(**increments):
+        return
     ds = _lock_or_create(PlayerDatasetStats, player_id=player_id, dataset_id=dataset_id)
     ds.gold_answers += tally.gold_answers
     ds.gold_correct += tally.gold_correct
@@ -134,7 +143,20 @@ def stats_record_moves(*, player_id: int, dataset_id: int, tally: MoveTally) -> 
         fields.append("completed_levels")
     ds.save(update_fields=fields)
 
-    stats = player_stats_locked(player_id)
+
+def stats_record_moves(
+    *, player_id: int, dataset_id: int, tally: MoveTally, stats: PlayerStats | None = None
+) -> list[str]:
+    """Add one request's moves to the player's counters; returns newly earned badge ids.
+
+    Call inside the transaction that stored the moves, with the player's ``stats`` row if the
+    caller locked it already (``player_stats_locked``; it is locked here otherwise). Updates
+    the per-dataset skill inputs, the lifetime counters (badges, league, bot flag) and today's
+    leaderboard points.
+    """
+    if stats is None:
+        stats = player_stats_locked(player_id)
+    _record_dataset_moves(player_id, dataset_id, tally)
     before = _as_progress(stats)
     today = timezone.now().date()
     if stats.last_played_on != today:

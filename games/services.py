@@ -28,8 +28,8 @@ from annotate.selection import next_images_select
 from games.engine import match3, progression
 from games.engine.common import InvalidMove
 from games.levels import reference_image_pks
-from games.models import GameSession, PlayerStats, ServedImage, SessionMove
-from games.scoring import MoveTally, stats_record_moves
+from games.models import GameSession, ServedImage, SessionMove
+from games.scoring import MoveTally, player_stats_locked, stats_record_moves
 from games.selectors import (
     levels_for_dataset,
     player_dataset_metrics,
@@ -339,7 +339,9 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
             ).values_list("image_id", "image__public_id", "image__status")
         }
         class_ids = [c.pk for c in _class_rows(session.dataset)]
-        bot = PlayerStats.objects.filter(player_id=player_id, flagged_as_bot=True).exists()
+        # Locked now, not when the counters are added: its bot flag decides how labels count.
+        stats = player_stats_locked(player_id)
+        bot = stats.flagged_as_bot
         rng = np.random.default_rng([state.seed, state.step, 1])
         score_before = state.score
         results: list[MoveResult] = []
@@ -440,6 +442,7 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
         badges = stats_record_moves(
             player_id=player_id,
             dataset_id=session.dataset_id,
+            stats=stats,
             tally=MoveTally(
                 **tally,
                 points=state.score - score_before,

@@ -145,6 +145,27 @@ def test_labels_added_queue_an_update_when_due(crowd, django_capture_on_commit_c
     assert Consensus.objects.count() == 30
 
 
+def test_labels_added_while_an_update_waits_queue_no_second_one(
+    crowd, django_capture_on_commit_callbacks
+):
+    """An update is queued each time the counter passes a multiple of consensus_every, not on
+    every submission while the queued one waits for a worker."""
+    dataset, *_ = crowd
+    dataset.consensus_every = 5
+    dataset.save(update_fields=["consensus_every"])
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        due = [
+            consensus.consensus_labels_added(dataset_id=dataset.pk, n=n) for n in (3, 3, 1, 2, 1)
+        ]
+
+    # 3, 6 (passes 5), 7, 9, 10 (passes 10): two updates queued, the worker never ran.
+    assert due == [False, True, False, False, True]
+    assert len(queued) == 2
+    assert ConsensusModelState.objects.get(dataset=dataset).labels_since_update == 10
+    assert not ConsensusRun.objects.exists()
+
+
 def test_confident_images_retire_and_uncertain_ones_at_the_limit_go_to_review(crowd):
     dataset, images, truth, good, spammer, adversary = crowd
     dataset.retire_min_labels, dataset.retire_confidence, dataset.max_labels = 3, 0.99, 2

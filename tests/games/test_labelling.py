@@ -107,10 +107,8 @@ def test_malformed_batches_are_refused(volunteer, labels, message):
         _submit(volunteer, labels, [1, 2])
 
 
-def test_a_retry_that_commits_between_read_and_insert_is_not_duplicated(
-    volunteer, setup, monkeypatch
-):
-    """Two retries racing: the other one stored ``k0`` after this one looked for stored keys."""
+def test_a_batch_partly_stored_before_stores_only_the_rest(volunteer, setup, monkeypatch):
+    """The insert of the whole batch hits the unique key of ``k0``; the batch is stored again."""
     from annotate import labelling
 
     cls, images = setup
@@ -120,18 +118,52 @@ def test_a_retry_that_commits_between_read_and_insert_is_not_duplicated(
     real = labelling._stored_by_key
     reads = []
 
-    def stale_first_read(player_id, keys):
+    def counted_read(player_id, keys):
         reads.append(list(keys))
-        return {} if len(reads) == 1 else real(player_id, keys)
+        return real(player_id, keys)
 
-    monkeypatch.setattr(labelling, "_stored_by_key", stale_first_read)
+    monkeypatch.setattr(labelling, "_stored_by_key", counted_read)
 
     stored = _submit(volunteer, batch, allowed)
 
-    # The insert hit the unique key; the batch was stored again (read, insert, read back).
-    assert len(reads) == 3
+    # No read before the first insert; after it failed: read, insert the rest, read back.
+    assert len(reads) == 2
     assert [s.created for s in stored] == [False, True, True]
     assert stored[0].annotation_id == other.annotation_id
+    assert sorted(Annotation.objects.values_list("idempotency_key", flat=True)) == [
+        "k0",
+        "k1",
+        "k2",
+    ]
+
+
+def test_a_retry_that_commits_between_read_and_insert_is_not_duplicated(
+    volunteer, setup, monkeypatch
+):
+    """Two retries racing: the other one stored ``k1`` after this one read the stored keys."""
+    from annotate import labelling
+
+    cls, images = setup
+    batch = [LabelInput(f"k{i}", img.pk, cls.pk, 900) for i, img in enumerate(images)]
+    allowed = [img.pk for img in images]
+    _submit(volunteer, batch[:1], allowed)
+    real = labelling._stored_by_key
+    reads = []
+
+    def racing_read(player_id, keys):
+        reads.append(list(keys))
+        if len(reads) == 1:  # the read sees k0; the other retry commits k1 right after it
+            found = real(player_id, keys)
+            _submit(volunteer, batch[1:2], allowed)
+            return found
+        return real(player_id, keys)
+
+    monkeypatch.setattr(labelling, "_stored_by_key", racing_read)
+
+    stored = _submit(volunteer, batch, allowed)
+
+    assert len(reads) == 2
+    assert len({s.annotation_id for s in stored}) == 3
     assert Annotation.objects.count() == 3
     assert sorted(Annotation.objects.values_list("idempotency_key", flat=True)) == [
         "k0",
@@ -140,13 +172,13 @@ def test_a_retry_that_commits_between_read_and_insert_is_not_duplicated(
     ]
 
 
-def test_a_batch_costs_three_queries(volunteer, setup, django_assert_num_queries):
+def test_a_batch_costs_two_queries(volunteer, setup, django_assert_num_queries):
     cls, images = setup
     batch = [LabelInput(f"q{i}", img.pk, cls.pk, 900) for i, img in enumerate(images)]
 
-    # Stored keys, status and dataset of the images, one INSERT ... RETURNING (plus the
-    # savepoint pair around them).
-    with django_assert_num_queries(5):
+    # Status and dataset of the images, one INSERT ... RETURNING (plus the savepoint pair
+    # around them); no read of stored keys while every key is new.
+    with django_assert_num_queries(4):
         stored = _submit(volunteer, batch, [img.pk for img in images])
 
     assert [s.created for s in stored] == [True, True, True]
