@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
 PLAYER_ROLES = (Role.VOLUNTEER, Role.CLINICIAN, Role.ADMIN)
+# A room socket that heard nothing for this long reads the room itself (RaceRoomConsumer._watch).
+RESYNC_S = 5.0
 ROOM_KINDS = frozenset({"ready", "unready", "progress", "submit", "leave", "next", "sync"})
 
 
@@ -128,7 +130,9 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
 
     timer: asyncio.Task[None] | None = None
     timer_at: int | None = None
+    watchdog: asyncio.Task[None] | None = None
     seq = -1  # the newest room view this socket passed on
+    heard_at = 0.0  # monotonic time of the last room view passed on
 
     async def connect(self) -> None:
         user = await _authenticate(self)
@@ -147,12 +151,15 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.seq = reply.payload["view"]["seq"]
+        self.heard_at = time.monotonic()
         await self.send_json(reply.payload)
         self._arm(reply.payload.get("wake_at"))
+        self.watchdog = asyncio.ensure_future(self._watch())
 
     async def disconnect(self, code: int) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        for task in (self.timer, self.watchdog):
+            if task is not None:
+                task.cancel()
         if not hasattr(self, "group"):
             return
         await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -197,8 +204,44 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
         if payload["view"]["seq"] < self.seq or getattr(self, "closing", False):
             return
         self.seq = payload["view"]["seq"]
+        self.heard_at = time.monotonic()
         await self.send_json(payload)
         self._arm(payload.get("wake_at"))
+
+    async def _watch(self) -> None:
+        """Resync a socket that heard nothing from its room for ``RESYNC_S``.
+
+        The channel layer can lose a group message: channels_redis pops a process's messages for
+        all its sockets in one receive, and a socket that closes at that moment takes the popped
+        message with it. Lost in the wrong place (the round's scores, which arm the next
+        countdown), the room's other players would wait for good (seen in 200-player benchmark
+        runs). So a quiet socket reads the room itself and passes on a newer view and its timer.
+        """
+        while True:
+            await asyncio.sleep(RESYNC_S)
+            if time.monotonic() - self.heard_at < RESYNC_S or getattr(self, "closing", False):
+                continue
+            self.heard_at = time.monotonic()
+            try:
+                reply = await _off_loop(services.room_view)(
+                    token=self.token, player_id=self.user_id
+                )
+            except Exception:  # a database hiccup must not end the watch
+                logger.exception("room %s: resync failed", self.token)
+                continue
+            if reply is None:
+                continue
+            if reply.payload["view"]["seq"] > self.seq:
+                logger.info(
+                    "room %s: socket of player %s resynced from seq %s to %s",
+                    self.token,
+                    self.user_id,
+                    self.seq,
+                    reply.payload["view"]["seq"],
+                )
+                self.seq = reply.payload["view"]["seq"]
+                await self.send_json(reply.payload)
+            self._arm(reply.payload.get("wake_at"))
 
     def _arm(self, wake_at: int | None) -> None:
         """Tick the room at ``wake_at`` (server epoch ms) unless a timer for it is armed."""

@@ -363,6 +363,16 @@ def room_message(*, token: uuid.UUID, player_id: int, message: RoomMessage) -> R
         return RoomReply(payload={}, private=private)
 
 
+def room_view(*, token: uuid.UUID, player_id: int) -> RoomReply | None:
+    """The room as this player sees it now, read without a lock (a socket's resync); None when
+    the room is closed, unknown or has no seat for them."""
+    room = RaceRoom.objects.filter(token=token, seats__player_id=player_id).first()
+    if room is None or room.status != RaceRoom.Status.OPEN:
+        return None
+    state = engine.RoomState.from_dict(room.state)
+    return RoomReply(payload={"type": "you", **room_payload(room, state, str(player_id))})
+
+
 def room_disconnect(*, token: uuid.UUID, player_id: int) -> None:
     """A player's socket closed: the room stops waiting for them (they may reconnect)."""
     with transaction.atomic():

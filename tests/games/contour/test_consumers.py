@@ -180,3 +180,39 @@ async def test_a_dropped_socket_resumes_the_round():
     me = [p for p in resumed["view"]["players"] if p["you"]][0]
     assert connected and me["connected"] is True
     await again.disconnect()
+
+
+async def test_a_socket_that_missed_a_broadcast_resyncs_from_the_room(monkeypatch):
+    """A group message the channel layer lost (channels_redis can lose one when another socket
+    of the process closes mid-receive) reaches the page anyway: a quiet socket reads the room."""
+    from games.contour import consumers, services
+
+    a = await sync_to_async(user_with_role)("volunteer")
+    b = await sync_to_async(user_with_role)("volunteer")
+    dataset = await sync_to_async(race_dataset)(plain=0, gold=3)
+    lobby_a, _, _ = await _connect("/ws/race/lobby/", a)
+    lobby_b, _, _ = await _connect("/ws/race/lobby/", b)
+    await lobby_a.send_json_to({"type": "queue", "dataset": dataset.slug})
+    await _until(lobby_a, lambda m: m["type"] == "queued")
+    await lobby_b.send_json_to({"type": "queue", "dataset": dataset.slug})
+    token = (await _until(lobby_b, lambda m: m["type"] == "matched"))["room"]
+    await lobby_a.disconnect()
+    await lobby_b.disconnect()
+
+    monkeypatch.setattr(consumers, "RESYNC_S", 0.2)
+    path = f"/ws/race/room/{token}/"
+    room_a, _, _ = await _connect(path, a)
+    room_b, _, _ = await _connect(path, b)
+    before = await _until(room_a, lambda m: m["type"] == "you")
+    monkeypatch.setattr(services, "_broadcast", lambda *args, **kwargs: None)  # all lost
+
+    await room_b.send_json_to({"type": "ready"})
+
+    def b_ready(m):
+        players = {p["player_id"]: p for p in m.get("view", {}).get("players", [])}
+        return m["type"] == "you" and players[str(b.pk)]["ready"] is True
+
+    resynced = await _until(room_a, b_ready)
+    assert resynced["view"]["seq"] > before["view"]["seq"]
+    await room_a.disconnect()
+    await room_b.disconnect()
