@@ -232,9 +232,10 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
             if reply is None:
                 continue
             if reply.payload["view"]["seq"] > self.seq:
-                logger.info(
-                    "room %s: socket of player %s resynced from seq %s to %s",
+                logger.warning(
+                    "room %s: no view for %.0f s; socket of player %s resynced from seq %s to %s",
                     self.token,
+                    RESYNC_S,
                     self.user_id,
                     self.seq,
                     reply.payload["view"]["seq"],
