@@ -32,6 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from annotate.consensus import COUNTED_STATUSES
 from annotate.models import Annotation, Dataset, GoldMask, Image
 from games.contour import selectors
 from games.contour.models import RaceEntry, RaceRoom, RaceSeat, RaceTicket
@@ -501,11 +502,14 @@ def _contour_key(room: RaceRoom, round_no: int) -> str:
 def _contour_store(room: RaceRoom, event: engine.ContourSubmitted) -> None:
     """Store an accepted contour as an annotation in image pixel coordinates, with its timing.
 
-    Only while the image is in play: a donor who withdrew mid-round keeps their image out of the
-    data (the player still sees their own outline and a score, nothing is stored).
+    Only while the image's labels count: a donor who withdrew mid-round (or an image sent to
+    review) keeps the image out of the data; the player still sees their own outline and a score,
+    nothing is stored. An image that retired mid-round (its consensus became confident from other
+    rooms' contours) still takes the contour: it was drawn on a consented image in play when the
+    round began, and it counts in the consensus and the export like any other.
     """
     image_pk = room.round_meta["image_pk"]
-    if not Image.objects.filter(pk=image_pk, status=Image.Status.ACTIVE).exists():
+    if not Image.objects.filter(pk=image_pk, status__in=COUNTED_STATUSES).exists():
         logger.info("race %s: image %s left play mid-round; contour not stored", room.pk, image_pk)
         return
     player_id = int(event.player_id)

@@ -268,6 +268,31 @@ def test_a_withdrawal_mid_round_keeps_the_contour_out_of_the_data(pair, clock):
     assert not Annotation.objects.exists()
 
 
+def test_an_image_that_retires_mid_round_still_takes_the_contour(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    image_pk = RaceRoom.objects.get(token=token).round_meta["image_pk"]
+    Image.objects.filter(pk=image_pk).update(status=Image.Status.RETIRED)  # another room's STAPLE
+
+    submit(token, a, NEAR)
+
+    annotation = Annotation.objects.get(player=a)
+    assert annotation.image_id == image_pk and annotation.geometry["closed"]
+    assert RaceEntry.objects.get(player=a, annotation=annotation).round_no == 1
+
+
+def test_an_image_sent_to_review_mid_round_keeps_the_contour_out(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    Image.objects.update(status=Image.Status.QUARANTINED)
+
+    submit(token, a, NEAR)
+
+    assert not Annotation.objects.exists() and not RaceEntry.objects.exists()
+
+
 def test_the_sweep_finishes_a_round_nobody_is_connected_to(pair, clock):
     a, b = pair
     token = matched_room(race_dataset(plain=0, gold=3), a, b)
