@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-
-from tessera.realtime import user_group
+from tessera.realtime import JsonSocketConsumer, user_group
 
 UNAUTHENTICATED = 4401
 
 
-class NotificationConsumer(AsyncJsonWebsocketConsumer):
+class NotificationConsumer(JsonSocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -28,4 +26,4 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "message": "This socket does not accept messages."})
 
     async def notify(self, event: dict) -> None:
-        await self.send_json(event["payload"])
+        await self.forward(event)

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from importlib import import_module
 from pathlib import Path
 
@@ -50,6 +51,11 @@ RACE_COUNTDOWN_MS = 1_000
 RACE_DRAW_MS = 30_000
 RACE_GHOST_WAIT_MS = 3_600_000
 """
+# --layer pubsub: channels_redis' pub/sub layer instead of the production default (A/B runs).
+PUBSUB_SETTINGS = """
+CHANNEL_LAYERS["default"]["BACKEND"] = "channels_redis.pubsub.RedisPubSubChannelLayer"
+CHANNEL_LAYERS["default"]["CONFIG"].pop("capacity", None)
+"""
 W, H = 64, 48  # image size (the gold square of tests.games.contour.factories)
 
 
@@ -60,7 +66,9 @@ def free_port() -> int:
 
 
 def configure(tmp: Path, args: argparse.Namespace) -> dict[str, str]:
-    (tmp / "race_bench_settings.py").write_text(SETTINGS)
+    (tmp / "race_bench_settings.py").write_text(
+        SETTINGS + (PUBSUB_SETTINGS if args.layer == "pubsub" else "")
+    )
     (tmp / "var").mkdir()
     env = {
         **os.environ,
@@ -151,6 +159,9 @@ class Stats:
     def __init__(self) -> None:
         self.sent: dict[tuple[str, str, str], float] = {}
         self.latency_ms: list[float] = []
+        # The samples of the moves that changed the phase (the last ready starts the round, the
+        # last contour ends it): these do the most work (the round's image, storing, scoring).
+        self.phase_change_ms: list[float] = []
         self.moves = 0
         self.errors: list[str] = []
 
@@ -174,6 +185,7 @@ class Player:
             return
         if self.view is not None and data["view"]["seq"] < self.view["seq"]:
             return  # the consumer drops overtaken views; never seen, kept as a guard
+        changed = self.view is not None and data["view"]["phase"] != self.view["phase"]
         self.view = data["view"]
         for e in data.get("events", []):
             who = e.get("player_id")
@@ -190,6 +202,8 @@ class Player:
             sent = self.stats.sent.get(key)
             if sent is not None:
                 self.stats.latency_ms.append((now - sent) * 1000)
+                if changed:
+                    self.stats.phase_change_ms.append((now - sent) * 1000)
         self.changed.set()
 
     def send(self, message: dict, key: tuple | None = None) -> None:
@@ -281,18 +295,26 @@ class Player:
         self.proto.sendClose()
 
 
-async def run_clients(rooms: list[dict], ports: list[int], rounds: int, seed: int) -> Stats:
+async def run_clients(
+    rooms: list[dict], ports: list[int], rounds: int, seed: int, part: tuple[int, int] = (0, 1)
+) -> Stats:
+    """Play the rooms of this client process (``part`` = (k, n): every n-th room from the k-th;
+    a room's players always share one process, so a latency is read on one clock)."""
     stats = Stats()
     rng = random.Random(seed)
     players = []
     for i, room in enumerate(rooms):
         for me in room["players"]:
-            players.append(
-                Player(room, me, ports[i % len(ports)], stats, random.Random(rng.random()), rounds)
-            )
+            player_rng = random.Random(rng.random())  # the same draws whatever the split
+            if i % part[1] == part[0]:
+                players.append(Player(room, me, ports[i % len(ports)], stats, player_rng, rounds))
     # Everyone connects first (the storm of connects is not what this measures), then races.
     for start in range(0, len(players), 20):
         await asyncio.gather(*(p.connect() for p in players[start : start + 20]))
+    if part[1] > 1:  # a child process: tell the parent, wait for everyone's "go"
+        print("connected", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    stats.cpu_at_start = time.process_time()  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     outcomes = await asyncio.gather(*(p.play() for p in players), return_exceptions=True)
     stats.wall_s = time.perf_counter() - t0  # type: ignore[attr-defined]
@@ -301,12 +323,167 @@ async def run_clients(rooms: list[dict], ports: list[int], rounds: int, seed: in
     return stats
 
 
+def set_minus(values: list[float], remove: list[float]) -> list[float]:
+    """``values`` without one occurrence of each of ``remove`` (a multiset difference)."""
+    left = Counter(remove)
+    out = []
+    for v in values:
+        if left[v]:
+            left[v] -= 1
+        else:
+            out.append(v)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc); 0 for one that is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_named(name: str) -> list[int]:
+    """Processes whose command is ``name`` (PostgreSQL's backends, the Redis server)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds per role over the measured part of a run: servers, worker, clients, and the
+    machine's PostgreSQL and Redis processes (backends started meanwhile count from zero)."""
+
+    def __init__(self, roles: dict[str, list[int]]) -> None:
+        self.roles = roles
+        self.before = {pid: cpu_seconds(pid) for pids in self._all().values() for pid in pids}
+
+    def _all(self) -> dict[str, list[int]]:
+        return {
+            **self.roles,
+            "postgres": pids_named("postgres"),
+            "redis": pids_named("redis-server"),
+        }
+
+    def spent(self) -> dict[str, float]:
+        return {
+            role: round(sum(cpu_seconds(pid) - self.before.get(pid, 0.0) for pid in pids), 1)
+            for role, pids in self._all().items()
+        }
+
+
+def server_command(args: argparse.Namespace, port: int) -> list[str]:
+    """One ASGI server process: daphne (Twisted + autobahn) or uvicorn (uvloop + websockets)."""
+    bindir = Path(sys.executable).parent
+    # --profile DIR: the servers' event-loop threads under cProfile (stopped with SIGINT).
+    prefix = (
+        [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile) / f"server-{port}.prof")]
+        if args.profile
+        else []
+    )
+    if args.server == "uvicorn":
+        server = [str(bindir / "uvicorn"), "--host", "127.0.0.1", "--port", str(port)]
+        server += ["--no-access-log", "--log-level", "warning", "--lifespan", "off"]
+    else:
+        server = [str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
+    return [*prefix, *server, "tessera.asgi:application"]
+
+
+def run_client_processes(
+    args: argparse.Namespace, setup: Path, ports: list[int], roles: dict[str, list[int]]
+) -> Stats:
+    """``--client-processes`` load generators, each with its share of the rooms; they all
+    connect, then start together; their samples are merged."""
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--clients-part",
+                f"{k}/{args.client_processes}",
+                "--clients-input",
+                str(setup),
+                "--ports",
+                ",".join(map(str, ports)),
+                "--rounds",
+                str(args.rounds),
+                "--seed",
+                str(args.seed),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(args.client_processes)
+    ]
+    for child in children:
+        if child.stdout.readline().strip() != "connected":
+            raise SystemExit("a client process did not connect")
+    meter = CpuMeter(roles)
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    parts = [json.loads(child.communicate()[0].splitlines()[-1]) for child in children]
+    stats = Stats()
+    for part in parts:
+        stats.latency_ms += part["latency_ms"]
+        stats.phase_change_ms += part["phase_change_ms"]
+        stats.moves += part["moves"]
+        stats.errors += part["errors"]
+    stats.wall_s = max(part["wall_s"] for part in parts)  # type: ignore[attr-defined]
+    stats.failed = [f for part in parts for f in part["failed"]]  # type: ignore[attr-defined]
+    stats.meter = meter  # type: ignore[attr-defined]
+    stats.clients_cpu_s = sum(part["cpu_s"] for part in parts)  # type: ignore[attr-defined]
+    return stats
+
+
+def client_part_main(args: argparse.Namespace) -> None:
+    rooms = json.loads(Path(args.clients_input).read_text())
+    k, n = (int(x) for x in args.clients_part.split("/"))
+    ports = [int(p) for p in args.ports.split(",")]
+    stats = asyncio.run(run_clients(rooms, ports, args.rounds, args.seed, (k, n)))
+    cpu = time.process_time() - stats.cpu_at_start  # type: ignore[attr-defined]
+    print(
+        json.dumps(
+            {
+                "latency_ms": stats.latency_ms,
+                "phase_change_ms": stats.phase_change_ms,
+                "moves": stats.moves,
+                "errors": stats.errors,
+                "wall_s": stats.wall_s,  # type: ignore[attr-defined]
+                "failed": stats.failed,  # type: ignore[attr-defined]
+                "cpu_s": cpu,
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--players", type=int, default=200)
     parser.add_argument("--rooms", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--processes", type=int, default=1, help="daphne processes")
+    parser.add_argument("--processes", type=int, default=1, help="server processes")
+    parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne")
+    parser.add_argument(
+        "--layer",
+        choices=("settings", "pubsub"),
+        default="settings",
+        help="the channel layer of the production settings, or channels_redis' pub/sub layer",
+    )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=1,
+        help="load-generator processes (1: the clients run in this process)",
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--database-url", default="")
     parser.add_argument(
@@ -318,9 +495,15 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="folder for cProfile output of the servers")
     parser.add_argument("--output", default=str(ROOT / "bench" / "out" / "race_latency.json"))
     parser.add_argument("--setup-only", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--clients-part", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--clients-input", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--ports", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.setup_only:  # a child process: Django (Twisted's txaio) and the asyncio clients clash
         Path(args.setup_only).write_text(json.dumps(setup_data(args)))
+        return
+    if args.clients_part:  # a load-generator child of --client-processes
+        client_part_main(args)
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="race-bench-"))
@@ -333,28 +516,13 @@ def main() -> None:
     rooms = json.loads(setup.read_text())
 
     ports = [free_port() for _ in range(args.processes)]
-    daphne = str(Path(sys.executable).with_name("daphne"))
-    # --profile DIR: the servers' event-loop threads under cProfile (stopped with SIGINT).
-    prefix = (
-        [sys.executable, "-m", "cProfile", "-o", str(Path(args.profile) / "daphne-{port}.prof")]
-        if args.profile
-        else []
-    )
     servers = [
         subprocess.Popen(
-            [
-                *[part.format(port=port) for part in prefix],
-                daphne,
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "tessera.asgi:application",
-            ],
+            server_command(args, port),
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=open(tmp / f"daphne-{port}.log", "w"),  # noqa: SIM115
+            stderr=open(tmp / f"server-{port}.log", "w"),  # noqa: SIM115
         )
         for port in ports
     ]
@@ -377,7 +545,6 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=open(tmp / "celery.log", "w"),  # noqa: SIM115
         )
-        servers.append(worker)
     try:
         for port in ports:
             for _ in range(100):
@@ -388,14 +555,23 @@ def main() -> None:
                     time.sleep(0.1)
             # Warm-up: the first request loads the URLconf and every view module.
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=30).read()  # noqa: S310
-        stats = asyncio.run(run_clients(rooms, ports, args.rounds, args.seed))
+        roles = {"servers": [s.pid for s in servers], "worker": [worker.pid] if worker else []}
+        if args.client_processes > 1:
+            stats = run_client_processes(args, setup, ports, roles)
+        else:
+            meter = CpuMeter({**roles, "clients": [os.getpid()]})
+            stats = asyncio.run(run_clients(rooms, ports, args.rounds, args.seed))
+            stats.meter = meter  # type: ignore[attr-defined]
+        cpu = stats.meter.spent()  # type: ignore[attr-defined]
+        if args.client_processes > 1:
+            cpu["clients"] = round(stats.clients_cpu_s, 1)  # type: ignore[attr-defined]
     finally:
-        for server in servers:
+        for server in [*servers, *([worker] if worker else [])]:
             server.send_signal(signal.SIGINT) if args.profile else server.terminate()
-        for server in servers:
+        for server in [*servers, *([worker] if worker else [])]:
             try:
                 server.wait(timeout=5)
-            except subprocess.TimeoutExpired:  # open sockets keep daphne's graceful close waiting
+            except subprocess.TimeoutExpired:  # open sockets keep a graceful close waiting
                 server.kill()
                 server.wait()
 
@@ -404,7 +580,10 @@ def main() -> None:
         "players": args.players,
         "rooms": args.rooms,
         "rounds": args.rounds,
+        "server": args.server,
         "processes": args.processes,
+        "layer": args.layer,
+        "client_processes": args.client_processes,
         "database": "postgresql" if args.database_url else "sqlite",
         "celery_worker": bool(args.celery),
         "samples": int(lat.size),
@@ -415,10 +594,21 @@ def main() -> None:
         "p95_ms": round(float(np.percentile(lat, 95)), 1),
         "p99_ms": round(float(np.percentile(lat, 99)), 1),
         "max_ms": round(float(lat.max()), 1),
+        "phase_change_samples": len(stats.phase_change_ms),
+        "phase_change_p50_p95_ms": [
+            round(float(np.percentile(stats.phase_change_ms, q)), 1) for q in (50, 95)
+        ]
+        if stats.phase_change_ms
+        else None,
+        "other_p50_p95_ms": [round(float(np.percentile(other, q)), 1) for q in (50, 95)]
+        if (other := sorted(set_minus(stats.latency_ms, stats.phase_change_ms)))
+        else None,
+        "cpu_s": cpu,
         "errors": stats.errors[:5],
         "players_failed": len(stats.failed),
         "failures": stats.failed[:3],
         "cpus": os.cpu_count(),
+        "logs": str(tmp),
     }
     print(json.dumps(result, indent=2))
     out = Path(args.output)

@@ -27,6 +27,7 @@ from accounts.access import access_has_role
 from accounts.roles import Role
 from games.contour import services
 from tessera.errors import ApplicationError
+from tessera.realtime import JsonSocketConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,11 @@ FORBIDDEN = 4403
 PLAYER_ROLES = (Role.VOLUNTEER, Role.CLINICIAN, Role.ADMIN)
 # A room socket that heard nothing for this long reads the room itself (RaceRoomConsumer._watch).
 RESYNC_S = 5.0
+# Every socket of a room arms a timer for the room's next change: the first connected player's
+# ticks on time, each other one this much later, so the first tick's broadcast usually re-arms
+# them before they run (one locked tick per change instead of one per socket; a late one is a
+# no-op, and one whose socket closed still leaves the others to tick).
+TICK_STAGGER_S = 0.1
 ROOM_KINDS = frozenset({"ready", "unready", "progress", "submit", "leave", "next", "sync"})
 
 
@@ -70,7 +76,7 @@ def _error(message: str) -> dict[str, str]:
     return {"type": "error", "message": message}
 
 
-class RaceLobbyConsumer(AsyncJsonWebsocketConsumer):
+class RaceLobbyConsumer(JsonSocketConsumer):
     """``{"type": "queue", "dataset": slug}``, ``{"type": "solo", "dataset": slug}``,
     ``{"type": "cancel"}``; answers ``lobby`` snapshots, ``queued`` and ``matched``."""
 
@@ -119,19 +125,20 @@ class RaceLobbyConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(_error(error.message))
 
     async def race_lobby(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
+        await self.forward(event)
 
     async def race_matched(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
+        await self.forward(event)
 
 
-class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
+class RaceRoomConsumer(JsonSocketConsumer):
     """One player's socket in one room: resume on connect, moves in, room broadcasts out."""
 
     timer: asyncio.Task[None] | None = None
     timer_at: int | None = None
     watchdog: asyncio.Task[None] | None = None
     seq = -1  # the newest room view this socket passed on
+    rank = 0  # this player's place among the room's connected players (TICK_STAGGER_S)
     heard_at = 0.0  # monotonic time of the last room view passed on
 
     async def connect(self) -> None:
@@ -150,8 +157,7 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        self.seq = reply.payload["view"]["seq"]
-        self.heard_at = time.monotonic()
+        self._passed_on(reply.payload["view"]["seq"], services.connected_players(reply.payload))
         await self.send_json(reply.payload)
         self._arm(reply.payload.get("wake_at"))
         self.watchdog = asyncio.ensure_future(self._watch())
@@ -198,15 +204,22 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
             await self.close()
 
     async def race_room(self, event: dict[str, Any]) -> None:
-        payload = event["payload"]
+        """A room broadcast (``services._broadcast``): the view as JSON text, with its ``seq``,
+        ``wake_at`` and the ``connected`` players beside it."""
         # Moves of one room commit in order (row lock), but their broadcasts may overtake each
         # other; an older view must neither reach the page nor re-arm the timer.
-        if payload["view"]["seq"] < self.seq or getattr(self, "closing", False):
+        if event["seq"] < self.seq or getattr(self, "closing", False):
             return
-        self.seq = payload["view"]["seq"]
+        self._passed_on(event["seq"], event["connected"])
+        await self.forward(event)
+        self._arm(event["wake_at"])
+
+    def _passed_on(self, seq: int, connected: list[str]) -> None:
+        """Note the newest view passed on, and this socket's tick rank among ``connected``."""
+        self.seq = seq
         self.heard_at = time.monotonic()
-        await self.send_json(payload)
-        self._arm(payload.get("wake_at"))
+        me = str(self.user_id)
+        self.rank = connected.index(me) if me in connected else len(connected)
 
     async def _watch(self) -> None:
         """Resync a socket that heard nothing from its room for ``RESYNC_S``.
@@ -240,7 +253,9 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
                     self.seq,
                     reply.payload["view"]["seq"],
                 )
-                self.seq = reply.payload["view"]["seq"]
+                self._passed_on(
+                    reply.payload["view"]["seq"], services.connected_players(reply.payload)
+                )
                 await self.send_json(reply.payload)
             self._arm(reply.payload.get("wake_at"))
 
@@ -251,7 +266,7 @@ class RaceRoomConsumer(AsyncJsonWebsocketConsumer):
         if self.timer is not None:
             self.timer.cancel()
         self.timer_at = wake_at
-        delay = max(0.0, wake_at / 1000 - time.time()) + 0.01
+        delay = max(0.0, wake_at / 1000 - time.time()) + 0.01 + TICK_STAGGER_S * self.rank
         self.timer = asyncio.ensure_future(self._tick_after(delay))
 
     async def _tick_after(self, delay: float) -> None:

@@ -87,22 +87,19 @@ def with_ghosts(qs: QuerySet[Image], *, player_ids: list[int]) -> QuerySet[Image
 
 
 def pick(qs: QuerySet[Image], rng: np.random.Generator) -> Image | None:
-    """One image of ``qs`` uniformly at random (by offset: the candidate sets are small).
+    """One image of ``qs`` uniformly at random: the candidates' ids in one query (the sets are
+    small: images below their label limit that none of the room's players has outlined), one
+    drawn with the room's generator, then that image by primary key.
 
-    The set may shrink between the count and the read (a worker retires an image whose
-    consensus became confident, another room's round takes one to its label limit): an offset
-    past the end is drawn again from a fresh count, never an ``IndexError`` in a player's move.
+    No count and offset: the set may shrink between two reads (a worker retires an image whose
+    consensus became confident), and an offset past the end used to fail a player's move. The
+    image drawn is fetched whatever its status now; a contour on an image that left play since
+    is stored or not by the status rule of ``services._contour_store``.
     """
-    ordered = qs.order_by("pk")
-    for _ in range(3):
-        n = qs.count()
-        if n == 0:
-            return None
-        k = int(rng.integers(n))
-        found = list(ordered[k : k + 1])
-        if found:
-            return found[0]
-    return ordered.first()
+    ids = list(qs.order_by("pk").values_list("pk", flat=True))
+    if not ids:
+        return None
+    return Image.objects.get(pk=ids[int(rng.integers(len(ids)))])
 
 
 @dataclass(frozen=True)

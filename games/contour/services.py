@@ -130,7 +130,19 @@ def _broadcast(
     if not any(e.kind in META_EVENT_KINDS for e in events):
         del full["names"], full["meta"]
     payload.update(full)
-    broadcast_on_commit(room_group(room.token), "race.room", payload)
+    headers = {
+        "seq": state.seq,
+        "wake_at": full.get("wake_at"),
+        "connected": connected_players(payload),
+    }
+    broadcast_on_commit(room_group(room.token), "race.room", payload, headers=headers)
+
+
+def connected_players(payload: dict[str, Any]) -> list[str]:
+    """The room's connected human players, in seat order (which socket ticks the room first)."""
+    return [
+        p["player_id"] for p in payload["view"]["players"] if p["connected"] and not p["is_ghost"]
+    ]
 
 
 def _lobby_changed() -> None:

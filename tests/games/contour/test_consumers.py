@@ -216,3 +216,31 @@ async def test_a_socket_that_missed_a_broadcast_resyncs_from_the_room(monkeypatc
     assert resynced["view"]["seq"] > before["view"]["seq"]
     await room_a.disconnect()
     await room_b.disconnect()
+
+
+def test_the_sockets_of_a_room_tick_one_after_another():
+    """Only the first connected player's socket ticks the room on time; the others wait a step
+    per place, so the first tick's broadcast re-arms them before they run."""
+    from games.contour.consumers import RaceRoomConsumer
+    from games.contour.services import connected_players
+
+    view = {
+        "seq": 3,
+        "players": [
+            {"player_id": pid, "connected": connected, "is_ghost": ghost}
+            for pid, connected, ghost in [
+                ("g1", True, True),
+                ("7", False, False),
+                ("8", True, False),
+                ("9", True, False),
+            ]
+        ],
+    }
+    assert connected_players({"view": view}) == ["8", "9"]  # ghosts and the absent do not tick
+    sockets = {}
+    for pid in (7, 8, 9):
+        sockets[pid] = RaceRoomConsumer()
+        sockets[pid].user_id = pid
+        sockets[pid]._passed_on(3, connected_players({"view": view}))
+    assert [sockets[pid].rank for pid in (8, 9)] == [0, 1]
+    assert sockets[7].rank == 2  # reconnecting: after everyone who is here

@@ -408,22 +408,36 @@ def test_a_withdrawal_drops_the_images_outlines_from_race_rooms(pair, clock):
         assert meta["image_url"] is None
 
 
-def test_a_round_starts_on_a_candidate_retired_between_count_and_read(pair):
-    """The candidate set shrank after it was counted (a worker retired an image): the pick draws
-    again from a fresh count instead of failing the player's move with an IndexError."""
+def test_a_pick_draws_from_the_candidates_with_the_rooms_generator(pair):
     a, b = pair
     dataset = race_dataset(plain=3, gold=0)
     candidates = selectors.round_candidates(dataset=dataset, player_ids=[a.pk, b.pk])
     images = list(candidates.order_by("pk"))
     assert len(images) == 3
 
-    class LastOfEach:  # the highest offset each time: past the end of the stale count
+    class Fixed:  # the index the room's generator draws
+        def __init__(self, k):
+            self.k = k
+
         def integers(self, n):
+            assert n == len(images)
+            return self.k
+
+    assert [selectors.pick(candidates, Fixed(k)) for k in range(3)] == images
+    assert selectors.pick(candidates.none(), Fixed(0)) is None
+
+
+def test_a_candidate_retired_after_the_draw_still_starts_the_round(pair):
+    """The candidate set shrank after it was read (a worker retired an image): the round starts
+    on the image drawn, instead of failing the player's move (an IndexError once)."""
+    a, b = pair
+    dataset = race_dataset(plain=3, gold=0)
+    candidates = selectors.round_candidates(dataset=dataset, player_ids=[a.pk, b.pk])
+    last = list(candidates.order_by("pk"))[-1]
+
+    class RetiresOnDraw:
+        def integers(self, n):
+            Image.objects.filter(pk=last.pk).update(status=Image.Status.RETIRED)
             return n - 1
 
-    counts = iter([len(images) + 2, len(images)])  # counted before two images retired
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(type(candidates), "count", lambda self: next(counts))
-        picked = selectors.pick(candidates, LastOfEach())
-
-    assert picked == images[-1]
+    assert selectors.pick(candidates, RetiresOnDraw()) == last
