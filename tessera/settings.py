@@ -139,19 +139,20 @@ if REDIS_URL:
             "KEY_PREFIX": "tessera",
         }
     }
+    # channels_redis' pub/sub layer: a group message is one PUBLISH, which each server process
+    # receives once and hands to its own sockets. The list layer (channels_redis.core) pushes a
+    # copy per socket into one Redis list per process and pops them one receive at a time: more
+    # server CPU per race move, a silent drop once `capacity` messages are unread, and a message
+    # lost when the socket holding the receive lock closes (seen in the 200-player benchmark,
+    # docs/benchmarks.md). Delivery is at most once either way; race sockets resync
+    # from the database when they hear nothing (games.contour.consumers.RESYNC_S).
+    # redis-py 8 reads with a 5 s socket timeout by default; give reads headroom on a busy server.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 reads with a 5 s socket timeout by default, exactly channels_redis'
-            # blocking-receive time (BZPOPMIN, 5 s): on a busy server the empty reply came late
-            # and every idle socket's consumer died with "Timeout reading". Give it headroom.
-            # capacity: every socket of one process shares one Redis list, and channels_redis
-            # silently drops a group message once it holds `capacity` (default 100) unread ones:
-            # with 200 race sockets per process, broadcasts were lost under load.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": "tessera",
-                "capacity": 5000,
             },
         }
     }
