@@ -52,7 +52,8 @@ def _args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--via", choices=["http", "client", "labels"], default="http")
-    parser.add_argument("--servers", type=int, default=2, help="daphne processes (--via http)")
+    parser.add_argument("--servers", type=int, default=2, help="server processes (--via http)")
+    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     parser.add_argument("--procs", type=int, default=2, help="processes (--via client/labels)")
     parser.add_argument("--players", type=int, default=4, help="players (threads) per process")
     parser.add_argument("--batch", type=int, default=10)
@@ -299,17 +300,18 @@ def _daphne(args: argparse.Namespace, env: dict) -> list[subprocess.Popen]:
         servers.append(
             subprocess.Popen(
                 [
-                    str(Path(sys.executable).parent / "daphne"),
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(args.port + k),
+                    str(Path(sys.executable).parent / args.server),
+                    *(
+                        ["--host", "127.0.0.1", "--port", str(args.port + k), "--no-access-log"]
+                        if args.server == "uvicorn"
+                        else ["-b", "127.0.0.1", "-p", str(args.port + k)]
+                    ),
                     "match3_asgi:application",
                 ],
                 cwd=REPO / "bench",
                 env=env,
                 stdout=subprocess.DEVNULL,
-                stderr=open(LOGS / f"match3-daphne-{k}.log", "w"),  # noqa: SIM115
+                stderr=open(LOGS / f"match3-{args.server}-{k}.log", "w"),  # noqa: SIM115
             )
         )
     for k in range(args.servers):
@@ -322,7 +324,7 @@ def _daphne(args: argparse.Namespace, env: dict) -> list[subprocess.Popen]:
             except OSError:
                 time.sleep(0.1)
         else:
-            raise SystemExit(f"daphne on port {args.port + k} did not start")
+            raise SystemExit(f"{args.server} on port {args.port + k} did not start")
     return servers
 
 
@@ -436,7 +438,7 @@ def main() -> None:
     if res.errors:
         print("errors:", res.errors[:3])
     who = (
-        f"{args.servers} daphne processes, {args.players} HTTP client threads"
+        f"{args.servers} {args.server} processes, {args.players} HTTP client threads"
         if args.via == "http"
         else f"{args.procs} processes x {args.players} threads"
     )
@@ -453,7 +455,7 @@ def main() -> None:
     )
     if cpu is not None and labels:
         per_label = (cpu[0] + cpu[1]) / labels
-        server = "daphne" if args.via == "http" else "benchmark processes (incl. the client)"
+        server = args.server if args.via == "http" else "benchmark processes (incl. the client)"
         print(
             f"server CPU: {server} {cpu[0]:.1f} s + PostgreSQL backends {cpu[1]:.1f} s = "
             f"{per_label * 1000:.2f} ms per label; 2 cores fully used would store "

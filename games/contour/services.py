@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -525,31 +525,37 @@ def _contour_store(room: RaceRoom, event: engine.ContourSubmitted) -> None:
         logger.info("race %s: image %s left play mid-round; contour not stored", room.pk, image_pk)
         return
     player_id = int(event.player_id)
-    annotation, _ = Annotation.objects.get_or_create(
-        player_id=player_id,
-        idempotency_key=_contour_key(room, event.round_no),
-        defaults={
-            "image_id": image_pk,
-            "geometry": {
-                "points": [[x, y] for x, y in event.points],
-                "closed": True,
-                "repairs": list(event.repairs),
-            },
-            "source": Annotation.Source.CONTOUR_RACE,
-            "response_ms": event.elapsed_ms,
-        },
-    )
-    RaceEntry.objects.get_or_create(
-        room=room,
-        round_no=event.round_no,
-        player_id=player_id,
-        defaults={
-            "image_id": image_pk,
-            "annotation": annotation,
-            "started_ms": min(event.started_ms, event.elapsed_ms),
-            "elapsed_ms": event.elapsed_ms,
-        },
-    )
+    key = _contour_key(room, event.round_no)
+    try:
+        # Inserted at once: the engine accepts one contour per player and round, and the room's
+        # row lock orders the moves, so a stored one is the exception (a state restored by hand).
+        with transaction.atomic():
+            annotation = Annotation.objects.create(
+                player_id=player_id,
+                idempotency_key=key,
+                image_id=image_pk,
+                geometry={
+                    "points": [[x, y] for x, y in event.points],
+                    "closed": True,
+                    "repairs": list(event.repairs),
+                },
+                source=Annotation.Source.CONTOUR_RACE,
+                response_ms=event.elapsed_ms,
+            )
+            RaceEntry.objects.create(
+                room=room,
+                round_no=event.round_no,
+                player_id=player_id,
+                image_id=image_pk,
+                annotation=annotation,
+                started_ms=min(event.started_ms, event.elapsed_ms),
+                elapsed_ms=event.elapsed_ms,
+            )
+    except IntegrityError:
+        # Idempotent: the first stored contour of this player and round stays, nothing doubles.
+        logger.warning(
+            "race %s: round %s of player %s already stored", room.pk, event.round_no, player_id
+        )
 
 
 def _round_ended(room: RaceRoom, event: engine.RoundEnded) -> None:
