@@ -51,10 +51,10 @@ RACE_COUNTDOWN_MS = 1_000
 RACE_DRAW_MS = 30_000
 RACE_GHOST_WAIT_MS = 3_600_000
 """
-# --layer pubsub: channels_redis' pub/sub layer instead of the production default (A/B runs).
-PUBSUB_SETTINGS = """
-CHANNEL_LAYERS["default"]["BACKEND"] = "channels_redis.pubsub.RedisPubSubChannelLayer"
-CHANNEL_LAYERS["default"]["CONFIG"].pop("capacity", None)
+# --layer list: channels_redis' list layer (the production default until 2026-12-04; A/B runs).
+LIST_SETTINGS = """
+CHANNEL_LAYERS["default"]["BACKEND"] = "channels_redis.core.RedisChannelLayer"
+CHANNEL_LAYERS["default"]["CONFIG"]["capacity"] = 5000
 """
 W, H = 64, 48  # image size (the gold square of tests.games.contour.factories)
 
@@ -66,9 +66,10 @@ def free_port() -> int:
 
 
 def configure(tmp: Path, args: argparse.Namespace) -> dict[str, str]:
-    (tmp / "race_bench_settings.py").write_text(
-        SETTINGS + (PUBSUB_SETTINGS if args.layer == "pubsub" else "")
-    )
+    extra = LIST_SETTINGS if args.layer == "list" else ""
+    if args.switch_interval:  # the servers' GIL switch interval (Python's default: 5 ms)
+        extra += f"\nimport sys\nsys.setswitchinterval({args.switch_interval / 1000})\n"
+    (tmp / "race_bench_settings.py").write_text(SETTINGS + extra)
     (tmp / "var").mkdir()
     env = {
         **os.environ,
@@ -474,9 +475,12 @@ def main() -> None:
     parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne")
     parser.add_argument(
         "--layer",
-        choices=("settings", "pubsub"),
+        choices=("settings", "list"),
         default="settings",
-        help="the channel layer of the production settings, or channels_redis' pub/sub layer",
+        help="the channel layer of the production settings (pub/sub), or channels_redis' list one",
+    )
+    parser.add_argument(
+        "--switch-interval", type=float, default=0.0, help="the servers' GIL switch interval, ms"
     )
     parser.add_argument(
         "--client-processes",
