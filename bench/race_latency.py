@@ -163,6 +163,7 @@ class Stats:
         # The samples of the moves that changed the phase (the last ready starts the round, the
         # last contour ends it): these do the most work (the round's image, storing, scoring).
         self.phase_change_ms: list[float] = []
+        self.by_kind: dict[str, list[float]] = {}  # "ready", "drawing", "submitted" (+ " *")
         self.moves = 0
         self.errors: list[str] = []
 
@@ -205,6 +206,8 @@ class Player:
                 self.stats.latency_ms.append((now - sent) * 1000)
                 if changed:
                     self.stats.phase_change_ms.append((now - sent) * 1000)
+                kind = key[2] + (" *" if changed else "")
+                self.stats.by_kind.setdefault(kind, []).append((now - sent) * 1000)
         self.changed.set()
 
     def send(self, message: dict, key: tuple | None = None) -> None:
@@ -436,6 +439,8 @@ def run_client_processes(
     for part in parts:
         stats.latency_ms += part["latency_ms"]
         stats.phase_change_ms += part["phase_change_ms"]
+        for kind, values in part["by_kind"].items():
+            stats.by_kind.setdefault(kind, []).extend(values)
         stats.moves += part["moves"]
         stats.errors += part["errors"]
     stats.wall_s = max(part["wall_s"] for part in parts)  # type: ignore[attr-defined]
@@ -456,10 +461,16 @@ def client_part_main(args: argparse.Namespace) -> None:
             {
                 "latency_ms": stats.latency_ms,
                 "phase_change_ms": stats.phase_change_ms,
+                "by_kind": stats.by_kind,
                 "moves": stats.moves,
                 "errors": stats.errors,
                 "wall_s": stats.wall_s,  # type: ignore[attr-defined]
                 "failed": stats.failed,  # type: ignore[attr-defined]
+                # Per event kind; " *": the move that changed the phase (round start / round end).
+                "by_kind_n_p50_p95_ms": {
+                    kind: [len(v), *(round(float(np.percentile(v, q)), 1) for q in (50, 95))]
+                    for kind, v in sorted(stats.by_kind.items())
+                },
                 "cpu_s": cpu,
             }
         )
@@ -494,6 +505,12 @@ def main() -> None:
         "--celery",
         default="",
         help="broker URL: run a Celery worker for the scoring (default: eager, in the servers)",
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="run the Celery worker at this nice level (batch scoring below the servers)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", default="", help="folder for cProfile output of the servers")
@@ -535,6 +552,7 @@ def main() -> None:
         # As in production: scoring and STAPLE on a Celery worker, not in the server processes.
         worker = subprocess.Popen(
             [
+                *(["nice", "-n", str(args.worker_nice)] if args.worker_nice else []),
                 str(Path(sys.executable).with_name("celery")),
                 "-A",
                 "tessera",
@@ -607,6 +625,11 @@ def main() -> None:
         "other_p50_p95_ms": [round(float(np.percentile(other, q)), 1) for q in (50, 95)]
         if (other := sorted(set_minus(stats.latency_ms, stats.phase_change_ms)))
         else None,
+        # Per event kind; " *": the move that changed the phase (round start / round end).
+        "by_kind_n_p50_p95_ms": {
+            kind: [len(v), *(round(float(np.percentile(v, q)), 1) for q in (50, 95))]
+            for kind, v in sorted(stats.by_kind.items())
+        },
         "cpu_s": cpu,
         "errors": stats.errors[:5],
         "players_failed": len(stats.failed),
