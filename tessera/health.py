@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -56,6 +58,14 @@ def _check_channel_layer() -> ComponentStatus:
         channel = await layer.new_channel()
         await layer.send(channel, {"type": "health.ping"})
         message = await layer.receive(channel)
+        # The pub/sub layer subscribes a new channel in Redis and lets it go only when a receive
+        # on it is cancelled (as when a consumer ends): without this, every health check of a
+        # long-running server would leave one subscription and one queue behind.
+        waiter = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
         return message.get("type") == "health.ping"
 
     try:

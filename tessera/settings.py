@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -146,13 +147,16 @@ if REDIS_URL:
     # lost when the socket holding the receive lock closes (seen in the 200-player benchmark,
     # docs/benchmarks.md). Delivery is at most once either way; race sockets resync
     # from the database when they hear nothing (games.contour.consumers.RESYNC_S).
+    # Redis pub/sub channels ignore the database number: the prefix carries it, so deployments
+    # (or a test run and a server) on different databases of one Redis never hear each other.
     # redis-py 8 reads with a 5 s socket timeout by default; give reads headroom on a busy server.
+    _REDIS_DB = (urlsplit(REDIS_URL).path.strip("/") or "0").split("/")[0]
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
-                "prefix": "tessera",
+                "prefix": f"tessera.{_REDIS_DB}.",
             },
         }
     }

@@ -79,3 +79,31 @@ def test_cache_is_redis():
     assert cache.get(key) == "value"
     client = cache._cache.get_client(key)
     assert client.exists(cache.make_and_validate_key(key)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_health_checks_leave_no_channel_subscribed(monkeypatch):
+    """A server answers health checks for months on one event loop: each check's channel must be
+    let go in Redis, not left subscribed (the pub/sub layer keeps it until a receive on it is
+    cancelled)."""
+    import redis
+    from asgiref.sync import sync_to_async
+
+    from tessera.health import _check_channel_layer
+
+    layer = get_channel_layer()
+    created = []
+    new_channel = layer.new_channel
+
+    async def recording_new_channel(*args, **kwargs):
+        created.append(await new_channel(*args, **kwargs))
+        return created[-1]
+
+    monkeypatch.setattr(layer, "new_channel", recording_new_channel)
+    # In this event loop, as in a server: the check's async part runs on the running loop.
+    for _ in range(3):
+        assert (await sync_to_async(_check_channel_layer)()).ok
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    assert len(created) == 3
+    assert [n for n in client.pubsub_numsub(*created) if n[1]] == []

@@ -146,3 +146,30 @@ def test_production_database_connections_are_pooled_not_kept():
         env={**PRODUCTION_ENV, "DATABASE_POOL_SIZE": "4"},
     )
     assert pooled.returncode == 0, pooled.stdout + pooled.stderr
+
+
+def test_the_channel_layer_prefix_carries_the_redis_database():
+    """Redis pub/sub ignores database numbers: two deployments on databases 0 and 3 of one Redis
+    must not share channel names (user groups would reach the other deployment's sockets)."""
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CHANNEL_LAYERS['default']['CONFIG']['prefix'])"
+    )
+    prefixes = []
+    for url in ("redis://cache.internal:6379/0", "redis://cache.internal:6379/3"):
+        result = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={
+                **_clean_env(),
+                **PRODUCTION_ENV,
+                "REDIS_URL": url,
+                "DJANGO_SETTINGS_MODULE": "tessera.settings",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        prefixes.append(result.stdout.strip())
+
+    assert prefixes == ["tessera.0.", "tessera.3."], result.stderr
