@@ -118,7 +118,7 @@ def setup_data(args: argparse.Namespace) -> list[dict]:
     )
     consent = ConsentFactory()
     mask = ContentFile(square_mask_png(), "gold.png")
-    for k in range(args.rounds * args.rooms + 8):
+    for k in range(args.rounds * args.rooms + args.warmup_rooms + 8):
         image = Image.objects.create(
             dataset=dataset,
             donor_id=consent.donor_id,
@@ -131,7 +131,7 @@ def setup_data(args: argparse.Namespace) -> list[dict]:
             GoldMask.objects.create(image=image, mask=mask, polygons=[], source="dataset")
     size = args.players // args.rooms
     rooms = []
-    for _ in range(args.rooms):
+    for _ in range(args.rooms + args.warmup_rooms):
         players = [user_with_role(Role.VOLUNTEER) for _ in range(size)]
         room = services._room_create(
             dataset=dataset, player_ids=[p.pk for p in players], solo=False
@@ -163,7 +163,9 @@ class Stats:
         # The samples of the moves that changed the phase (the last ready starts the round, the
         # last contour ends it): these do the most work (the round's image, storing, scoring).
         self.phase_change_ms: list[float] = []
-        self.by_kind: dict[str, list[float]] = {}  # "ready", "drawing", "submitted" (+ " *")
+        # "ready", "drawing", "submitted"; " 1st": round 1's ready (every room at once); " *": the
+        # move that changed the phase
+        self.by_kind: dict[str, list[float]] = {}
         self.moves = 0
         self.errors: list[str] = []
 
@@ -187,7 +189,8 @@ class Player:
             return
         if self.view is not None and data["view"]["seq"] < self.view["seq"]:
             return  # the consumer drops overtaken views; never seen, kept as a guard
-        changed = self.view is not None and data["view"]["phase"] != self.view["phase"]
+        before = self.view["phase"] if self.view is not None else None
+        changed = before is not None and data["view"]["phase"] != before
         self.view = data["view"]
         for e in data.get("events", []):
             who = e.get("player_id")
@@ -206,7 +209,8 @@ class Player:
                 self.stats.latency_ms.append((now - sent) * 1000)
                 if changed:
                     self.stats.phase_change_ms.append((now - sent) * 1000)
-                kind = key[2] + (" *" if changed else "")
+                first = key[2] == "ready" and before == "lobby"
+                kind = key[2] + (" 1st" if first else "") + (" *" if changed else "")
                 self.stats.by_kind.setdefault(kind, []).append((now - sent) * 1000)
         self.changed.set()
 
@@ -512,6 +516,12 @@ def main() -> None:
         default=0,
         help="run the Celery worker at this nice level (batch scoring below the servers)",
     )
+    parser.add_argument(
+        "--warmup-rooms",
+        type=int,
+        default=0,
+        help="rooms (of the same size) that race one unmeasured round before the measured ones",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", default="", help="folder for cProfile output of the servers")
     parser.add_argument("--output", default=str(ROOT / "bench" / "out" / "race_latency.json"))
@@ -535,6 +545,9 @@ def main() -> None:
         [sys.executable, __file__, *sys.argv[1:], "--setup-only", str(setup)], env=env, check=True
     )
     rooms = json.loads(setup.read_text())
+    warmup, rooms = rooms[len(rooms) - args.warmup_rooms :], rooms[: len(rooms) - args.warmup_rooms]
+    if args.client_processes > 1:
+        setup.write_text(json.dumps(rooms))  # what the load-generator processes read
 
     ports = [free_port() for _ in range(args.processes)]
     servers = [
@@ -577,6 +590,10 @@ def main() -> None:
                     time.sleep(0.1)
             # Warm-up: the first request loads the URLconf and every view module.
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=30).read()  # noqa: S310
+        if warmup:
+            # One round in other rooms first, not measured: every server thread has opened its
+            # pooled connection and run each query once, as on a server that has been up a while.
+            asyncio.run(run_clients(warmup, ports, 1, args.seed + 1))
         roles = {"servers": [s.pid for s in servers], "worker": [worker.pid] if worker else []}
         if args.client_processes > 1:
             stats = run_client_processes(args, setup, ports, roles)
@@ -606,6 +623,7 @@ def main() -> None:
         "processes": args.processes,
         "layer": args.layer,
         "client_processes": args.client_processes,
+        "warmup_rooms": args.warmup_rooms,
         "database": "postgresql" if args.database_url else "sqlite",
         "celery_worker": bool(args.celery),
         "samples": int(lat.size),
