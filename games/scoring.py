@@ -120,8 +120,9 @@ def player_stats_locked(player_id: int) -> PlayerStats:
 def _record_dataset_moves(player_id: int, dataset_id: int, tally: MoveTally) -> None:
     """Add the request's answers to the player's skill inputs on the dataset.
 
-    One UPDATE with the increments in the common case; the row is read (locked) only when the
-    request won a level, to add it to ``completed_levels``, or when it does not exist yet.
+    One UPDATE with the increments in the common case; the row is created first on the player's
+    first answers there, and read (locked) only when the request won a level, to add it to
+    ``completed_levels``.
     """
     increments = {
         "gold_answers": F("gold_answers") + tally.gold_answers,
@@ -130,18 +131,14 @@ def _record_dataset_moves(player_id: int, dataset_id: int, tally: MoveTally) -> 
         "too_fast": F("too_fast") + tally.too_fast,
     }
     row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset_id=dataset_id)
-    if not tally.level_won and row.update(**increments):
-        return
-    ds = _lock_or_create(PlayerDatasetStats, player_id=player_id, dataset_id=dataset_id)
-    ds.gold_answers += tally.gold_answers
-    ds.gold_correct += tally.gold_correct
-    ds.labels += tally.labels
-    ds.too_fast += tally.too_fast
-    fields = ["gold_answers", "gold_correct", "labels", "too_fast"]
-    if tally.level_won and tally.level_id not in ds.completed_levels:
-        ds.completed_levels = [*ds.completed_levels, tally.level_id]
-        fields.append("completed_levels")
-    ds.save(update_fields=fields)
+    if not row.update(**increments):
+        _lock_or_create(PlayerDatasetStats, player_id=player_id, dataset_id=dataset_id)
+        row.update(**increments)
+    if tally.level_won:
+        ds = row.select_for_update().get()
+        if tally.level_id not in ds.completed_levels:
+            ds.completed_levels = [*ds.completed_levels, tally.level_id]
+            ds.save(update_fields=["completed_levels"])
 
 
 def stats_record_moves(
