@@ -14,7 +14,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
+from tessera.realtime import channel_release
+
 logger = logging.getLogger(__name__)
+
+# The channel-layer check: how often a ping is sent, and how long each waits to come back.
+HEALTH_LAYER_TRIES = 5
+HEALTH_LAYER_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,17 +62,23 @@ def _check_channel_layer() -> ComponentStatus:
 
     async def round_trip() -> bool:
         channel = await layer.new_channel()
-        await layer.send(channel, {"type": "health.ping"})
-        message = await layer.receive(channel)
-        # The pub/sub layer subscribes a new channel in Redis and lets it go only when a receive
-        # on it is cancelled (as when a consumer ends): without this, every health check of a
-        # long-running server would leave one subscription and one queue behind.
-        waiter = asyncio.ensure_future(layer.receive(channel))
-        await asyncio.sleep(0)
-        waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiter
-        return message.get("type") == "health.ping"
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        try:
+            # Sent again until it comes back: on the pub/sub layer a message published before
+            # Redis has taken the channel's SUBSCRIBE is lost, which is not an outage.
+            for _ in range(HEALTH_LAYER_TRIES):
+                await layer.send(channel, {"type": "health.ping"})
+                done, _ = await asyncio.wait({receiving}, timeout=HEALTH_LAYER_WAIT_S)
+                if done:
+                    return receiving.result().get("type") == "health.ping"
+            return False
+        finally:
+            if receiving.done():
+                await channel_release(layer, channel)
+            else:  # cancelling the pending receive lets the channel go
+                receiving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiving
 
     try:
         ok = async_to_sync(round_trip)()

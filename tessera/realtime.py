@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -39,16 +41,41 @@ def broadcast_on_commit(
     a nested dict per socket. ``headers`` (small, JSON-able) ride beside the text for consumers
     that decide something before forwarding (a race socket: the view's sequence number).
     """
-    message = {"type": event_type, "text": json.dumps(payload), **(headers or {})}
+    if headers and {"type", "text"} & headers.keys():
+        raise ValueError("headers may not replace the message's type or text")
 
     def send() -> None:
         layer = get_channel_layer()
         if layer is None:
             logger.warning("No channel layer configured; dropped %s for %s", event_type, group)
             return
+        # Encoded here, after the commit: not under the transaction's row locks, and not at all
+        # when it rolls back.
+        message = {"type": event_type, "text": json.dumps(payload), **(headers or {})}
         async_to_sync(layer.group_send)(group, message)
 
     transaction.on_commit(send)
+
+
+async def channel_release(layer: Any, channel: str) -> None:
+    """Let a consumer's channel go in the layer: its subscription and its queue.
+
+    channels_redis' pub/sub layer frees a channel only when a pending ``receive`` on it is
+    cancelled. Channels cancels the consumer's own receive when the consumer ends, but when a
+    message reached the socket while it was disconnecting, that receive has already finished and
+    the cancel does nothing: the Redis subscription and an unbounded queue stayed behind for every
+    such socket. A receive started and cancelled here frees it (messages still queued for a closed
+    socket are dropped). Harmless on the in-memory layer, which drops an empty queue likewise.
+    """
+    for _ in range(100):  # a closed socket's backlog is never this long
+        waiter = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0)
+        if not waiter.done():
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+            return
+        waiter.exception()  # a queued message for the closed socket: dropped, look again
 
 
 class JsonSocketConsumer(AsyncJsonWebsocketConsumer):
@@ -66,6 +93,13 @@ class JsonSocketConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        try:
+            await super().websocket_disconnect(message)
+        finally:
+            if self.channel_layer is not None and getattr(self, "channel_name", None):
+                await channel_release(self.channel_layer, self.channel_name)
 
     async def forward(self, event: dict[str, Any]) -> None:
         """Pass a broadcast (``broadcast_on_commit``) on to the client, as encoded there."""

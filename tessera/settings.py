@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -150,7 +150,11 @@ if REDIS_URL:
     # Redis pub/sub channels ignore the database number: the prefix carries it, so deployments
     # (or a test run and a server) on different databases of one Redis never hear each other.
     # redis-py 8 reads with a 5 s socket timeout by default; give reads headroom on a busy server.
-    _REDIS_DB = (urlsplit(REDIS_URL).path.strip("/") or "0").split("/")[0]
+    _REDIS_PARTS = urlsplit(REDIS_URL)
+    _REDIS_DB = parse_qs(_REDIS_PARTS.query).get("db", [""])[0] or (
+        _REDIS_PARTS.path.strip("/") if _REDIS_PARTS.scheme in ("redis", "rediss") else ""
+    )
+    _REDIS_DB = _REDIS_DB or "0"
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",

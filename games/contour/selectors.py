@@ -89,17 +89,20 @@ def with_ghosts(qs: QuerySet[Image], *, player_ids: list[int]) -> QuerySet[Image
 def pick(qs: QuerySet[Image], rng: np.random.Generator) -> Image | None:
     """One image of ``qs`` uniformly at random: the candidates' ids in one query (the sets are
     small: images below their label limit that none of the room's players has outlined), one
-    drawn with the room's generator, then that image by primary key.
+    drawn with the room's generator, then that image if it is still a candidate.
 
     No count and offset: the set may shrink between two reads (a worker retires an image whose
-    consensus became confident), and an offset past the end used to fail a player's move. The
-    image drawn is fetched whatever its status now; a contour on an image that left play since
-    is stored or not by the status rule of ``services._contour_store``.
+    consensus became confident, a donor withdraws), and an offset past the end used to fail a
+    player's move. An image that left the set meanwhile is drawn around: the next draw is from
+    the ids that are left.
     """
     ids = list(qs.order_by("pk").values_list("pk", flat=True))
-    if not ids:
-        return None
-    return Image.objects.get(pk=ids[int(rng.integers(len(ids)))])
+    while ids:
+        pk = ids.pop(int(rng.integers(len(ids))))
+        image = qs.filter(pk=pk).first()
+        if image is not None:
+            return image
+    return None
 
 
 @dataclass(frozen=True)

@@ -552,9 +552,25 @@ def _contour_store(room: RaceRoom, event: engine.ContourSubmitted) -> None:
                 elapsed_ms=event.elapsed_ms,
             )
     except IntegrityError:
-        # Idempotent: the first stored contour of this player and round stays, nothing doubles.
+        # Idempotent: the first stored contour of this player and round stays, nothing doubles,
+        # and its entry is added if only the annotation was stored. Any other violation is an
+        # error, not a duplicate.
+        stored = Annotation.objects.filter(player_id=player_id, idempotency_key=key).first()
+        if stored is None:
+            raise
         logger.warning(
             "race %s: round %s of player %s already stored", room.pk, event.round_no, player_id
+        )
+        RaceEntry.objects.get_or_create(
+            room=room,
+            round_no=event.round_no,
+            player_id=player_id,
+            defaults={
+                "image_id": stored.image_id,
+                "annotation": stored,
+                "started_ms": min(event.started_ms, event.elapsed_ms),
+                "elapsed_ms": event.elapsed_ms,
+            },
         )
 
 

@@ -107,3 +107,26 @@ async def test_health_checks_leave_no_channel_subscribed(monkeypatch):
     client = redis.Redis.from_url(settings.REDIS_URL)
     assert len(created) == 3
     assert [n for n in client.pubsub_numsub(*created) if n[1]] == []
+
+
+async def test_a_closed_sockets_channel_is_let_go_with_its_backlog():
+    """A message that reached a socket while it was closing must not keep its channel
+    subscribed in Redis (the pub/sub layer frees a channel only when a receive is cancelled)."""
+    import asyncio
+
+    import redis
+
+    from tessera.realtime import channel_release
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = f"probe.{uuid.uuid4().hex}"
+    await layer.group_add(group, channel)
+    await layer.group_send(group, {"type": "probe.message"})  # the closing socket's backlog
+    await asyncio.sleep(0.3)  # the layer's reader has queued it by now
+    await layer.group_discard(group, channel)
+
+    await channel_release(layer, channel)
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    assert client.pubsub_numsub(channel) == [(channel.encode(), 0)]

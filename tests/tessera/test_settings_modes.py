@@ -149,14 +149,21 @@ def test_production_database_connections_are_pooled_not_kept():
 
 
 def test_the_channel_layer_prefix_carries_the_redis_database():
-    """Redis pub/sub ignores database numbers: two deployments on databases 0 and 3 of one Redis
-    must not share channel names (user groups would reach the other deployment's sockets)."""
+    """Redis pub/sub ignores database numbers: two deployments on two databases of one Redis must
+    not share channel names (user groups would reach the other deployment's sockets)."""
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.CHANNEL_LAYERS['default']['CONFIG']['prefix'])"
     )
     prefixes = []
-    for url in ("redis://cache.internal:6379/0", "redis://cache.internal:6379/3"):
+    urls = (
+        "redis://cache.internal:6379/0",
+        "redis://cache.internal:6379/3",
+        "redis://cache.internal:6379?db=4",
+        "unix:///run/redis.sock?db=2",
+        "unix:///run/redis.sock",
+    )
+    for url in urls:
         result = subprocess.run(  # noqa: S603
             [sys.executable, "-c", code],
             cwd=ROOT,
@@ -172,4 +179,6 @@ def test_the_channel_layer_prefix_carries_the_redis_database():
         )
         prefixes.append(result.stdout.strip())
 
-    assert prefixes == ["tessera.0.", "tessera.3."], result.stderr
+    assert prefixes == ["tessera.0.", "tessera.3.", "tessera.4.", "tessera.2.", "tessera.0."], (
+        result.stderr
+    )

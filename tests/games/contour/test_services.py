@@ -306,6 +306,30 @@ def test_a_contour_stored_twice_stays_one_annotation_and_one_entry(pair, clock):
     assert sorted(contour_points(first.geometry).tolist()) == sorted(NEAR)
 
 
+def test_a_contour_whose_entry_is_missing_gets_it_back(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=0, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    submit(token, a, NEAR)
+    room = RaceRoom.objects.get(token=token)
+    stored = Annotation.objects.get(player=a)
+    RaceEntry.objects.filter(player=a).delete()  # a half-stored pair (a state restored by hand)
+    again = engine.ContourSubmitted(
+        player_id=str(a.pk),
+        round_no=1,
+        image_id=str(stored.image.public_id),
+        started_ms=1,
+        elapsed_ms=2,
+        points=((1.0, 1.0), (9.0, 1.0), (9.0, 9.0)),
+        repairs=(),
+    )
+
+    services._contour_store(room, again)
+
+    assert list(Annotation.objects.filter(player=a)) == [stored]
+    assert RaceEntry.objects.get(player=a, round_no=1).annotation == stored
+
+
 def test_an_image_sent_to_review_mid_round_keeps_the_contour_out(pair, clock):
     a, b = pair
     token = matched_room(race_dataset(plain=0, gold=3), a, b)
@@ -451,17 +475,25 @@ def test_a_pick_draws_from_the_candidates_with_the_rooms_generator(pair):
     assert selectors.pick(candidates.none(), Fixed(0)) is None
 
 
-def test_a_candidate_retired_after_the_draw_still_starts_the_round(pair):
-    """The candidate set shrank after it was read (a worker retired an image): the round starts
-    on the image drawn, instead of failing the player's move (an IndexError once)."""
+def test_a_candidate_that_leaves_after_the_read_is_drawn_around(pair):
+    """The candidate set shrank after it was read (a worker retired an image): the pick draws
+    again from the ids left instead of failing the player's move (an IndexError once)."""
     a, b = pair
     dataset = race_dataset(plain=3, gold=0)
     candidates = selectors.round_candidates(dataset=dataset, player_ids=[a.pk, b.pk])
-    last = list(candidates.order_by("pk"))[-1]
+    images = list(candidates.order_by("pk"))
 
-    class RetiresOnDraw:
+    class RetiresOnFirstDraw:  # the last id, which a worker retires at that very moment
+        draws = 0
+
         def integers(self, n):
-            Image.objects.filter(pk=last.pk).update(status=Image.Status.RETIRED)
+            self.draws += 1
+            if self.draws == 1:
+                Image.objects.filter(pk=images[-1].pk).update(status=Image.Status.RETIRED)
             return n - 1
 
-    assert selectors.pick(candidates, RetiresOnDraw()) == last
+    rng = RetiresOnFirstDraw()
+    assert selectors.pick(candidates, rng) == images[-2] and rng.draws == 2
+    Image.objects.filter(dataset=dataset).update(status=Image.Status.RETIRED)
+    none_left = RetiresOnFirstDraw()
+    assert selectors.pick(candidates, none_left) is None and none_left.draws == 0
