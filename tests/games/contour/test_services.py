@@ -282,38 +282,15 @@ def test_an_image_that_retires_mid_round_still_takes_the_contour(pair, clock):
     assert RaceEntry.objects.get(player=a, annotation=annotation).round_no == 1
 
 
-def test_a_contour_stored_twice_stays_one_annotation_and_one_entry(pair, clock):
+@pytest.fixture
+def stored_round(pair, clock):
+    """A room whose player a has a stored contour, and that contour's event replayed (as after a
+    state restored by hand): (room, a, a's annotation, the replayed event)."""
     a, b = pair
     token = matched_room(race_dataset(plain=0, gold=3), a, b)
     start_drawing(token, a, b, clock)
     submit(token, a, NEAR)
-    room = RaceRoom.objects.get(token=token)
-    first = Annotation.objects.get(player=a)
-    again = engine.ContourSubmitted(
-        player_id=str(a.pk),
-        round_no=1,
-        image_id=str(first.image.public_id),
-        started_ms=1,
-        elapsed_ms=2,
-        points=((1.0, 1.0), (9.0, 1.0), (9.0, 9.0)),
-        repairs=(),
-    )
-
-    services._contour_store(room, again)  # a replayed event, e.g. a state restored by hand
-
-    assert list(Annotation.objects.filter(player=a)) == [first]
-    assert RaceEntry.objects.get(player=a).annotation == first
-    assert sorted(contour_points(first.geometry).tolist()) == sorted(NEAR)
-
-
-def test_a_contour_whose_entry_is_missing_gets_it_back(pair, clock):
-    a, b = pair
-    token = matched_room(race_dataset(plain=0, gold=3), a, b)
-    start_drawing(token, a, b, clock)
-    submit(token, a, NEAR)
-    room = RaceRoom.objects.get(token=token)
     stored = Annotation.objects.get(player=a)
-    RaceEntry.objects.filter(player=a).delete()  # a half-stored pair (a state restored by hand)
     again = engine.ContourSubmitted(
         player_id=str(a.pk),
         round_no=1,
@@ -323,6 +300,22 @@ def test_a_contour_whose_entry_is_missing_gets_it_back(pair, clock):
         points=((1.0, 1.0), (9.0, 1.0), (9.0, 9.0)),
         repairs=(),
     )
+    return RaceRoom.objects.get(token=token), a, stored, again
+
+
+def test_a_contour_stored_twice_stays_one_annotation_and_one_entry(stored_round):
+    room, a, first, again = stored_round
+
+    services._contour_store(room, again)
+
+    assert list(Annotation.objects.filter(player=a)) == [first]
+    assert RaceEntry.objects.get(player=a).annotation == first
+    assert sorted(contour_points(first.geometry).tolist()) == sorted(NEAR)
+
+
+def test_a_contour_whose_entry_is_missing_gets_it_back(stored_round):
+    room, a, stored, again = stored_round
+    RaceEntry.objects.filter(player=a).delete()  # a half-stored pair
 
     services._contour_store(room, again)
 
