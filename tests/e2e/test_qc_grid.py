@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 from PIL import Image as PILImage
+from playwright.sync_api import expect
 
 from accounts.roles import Role
 from annotate.models import Image, ImageQc
@@ -93,7 +94,9 @@ def test_coordinator_accepts_a_fix_from_the_grid(new_page, live_server, artifact
     assert "rotate 90° counterclockwise back" in first.inner_text()
     preview = first.locator(".qc-preview img")
     assert "rotate(-90deg)" in preview.get_attribute("style")
-    # The first card has the focus: A accepts its fix, without a page load.
+    # The first card has the focus (once the grid's module has run; a key pressed before that
+    # reaches no handler): A accepts its fix, without a page load.
+    expect(first).to_be_focused()
     page.keyboard.press("a")
     page.locator("[data-qc-card].is-done").first.wait_for()
     assert page.get_by_test_id("qc-pending").inner_text() == "2"
