@@ -526,6 +526,8 @@ def _contour_store(room: RaceRoom, event: engine.ContourSubmitted) -> None:
         return
     player_id = int(event.player_id)
     key = _contour_key(room, event.round_no)
+    entry = {"room": room, "round_no": event.round_no, "player_id": player_id}
+    timing = {"started_ms": min(event.started_ms, event.elapsed_ms), "elapsed_ms": event.elapsed_ms}
     try:
         # Inserted at once: the engine accepts one contour per player and round, and the room's
         # row lock orders the moves, so a stored one is the exception (a state restored by hand).
@@ -542,15 +544,7 @@ def _contour_store(room: RaceRoom, event: engine.ContourSubmitted) -> None:
                 source=Annotation.Source.CONTOUR_RACE,
                 response_ms=event.elapsed_ms,
             )
-            RaceEntry.objects.create(
-                room=room,
-                round_no=event.round_no,
-                player_id=player_id,
-                image_id=image_pk,
-                annotation=annotation,
-                started_ms=min(event.started_ms, event.elapsed_ms),
-                elapsed_ms=event.elapsed_ms,
-            )
+            RaceEntry.objects.create(**entry, image_id=image_pk, annotation=annotation, **timing)
     except IntegrityError:
         # Idempotent: the first stored contour of this player and round stays, nothing doubles,
         # and its entry is added if only the annotation was stored. Any other violation is an
@@ -562,15 +556,7 @@ def _contour_store(room: RaceRoom, event: engine.ContourSubmitted) -> None:
             "race %s: round %s of player %s already stored", room.pk, event.round_no, player_id
         )
         RaceEntry.objects.get_or_create(
-            room=room,
-            round_no=event.round_no,
-            player_id=player_id,
-            defaults={
-                "image_id": stored.image_id,
-                "annotation": stored,
-                "started_ms": min(event.started_ms, event.elapsed_ms),
-                "elapsed_ms": event.elapsed_ms,
-            },
+            **entry, defaults={"image_id": stored.image_id, "annotation": stored, **timing}
         )
 
 
