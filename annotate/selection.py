@@ -19,14 +19,16 @@ without sorting the dataset (bench/selection_next.py: p95 with 100,000 images).
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotate.models import Annotation, Dataset, Image, ImagePriority
@@ -86,35 +88,123 @@ PRIORITY_WALK_LIMIT = 2000
 # The largest window one walk step reads (windows double while most candidates are seen).
 MAX_WINDOW = 1000
 
-_FIELDS = ("pk", "public_id", "gold_class_id", "served_as", "labelled_as", "permitted_by")
 
+@functools.cache
+def _candidate_select(vendor: str) -> str:
+    """The candidates' SELECT and FROM, with the player's history and the consent as columns.
 
-def _candidates(*, dataset: Dataset, player_id: int, exclude_image_ids: Collection[int]):
-    """Images of ``dataset`` in play, each with what decides whether this player may get it.
-
-    The player's history (a served record, a label) and the image's consent come back as
-    columns, each a correlated scalar subquery that reads one index entry per row read
-    (``(player, image)`` on both history tables, the consent's primary key). Not anti-joins in
-    the WHERE clause: a planner that underestimates a player's history (a new or fast-growing
+    Each of the three columns is a correlated scalar subquery that reads one index entry per row
+    read (``(player, image)`` on both history tables, the consent's primary key). Not anti-joins
+    in the WHERE clause: a planner that underestimates a player's history (a new or fast-growing
     player whose id is not in the column statistics) runs those as a nested loop over the whole
     history for every candidate (PostgreSQL: 10 ms at 3,000 served images, 0.5 s seen). Not
     ``EXISTS`` columns either: PostgreSQL turns those into hashed subplans that read the whole
     history and every consent on each query. Scalar subqueries cannot be hashed, so the cost is
     bounded by the rows read, whatever the history or the number of donors.
+
+    Written as SQL once per process (not built by the ORM per window): building and compiling
+    the three subqueries was half of a selection's Python time (bench/selection_next.py).
     """
     from games.models import ServedImage  # the served record lives with the games
 
-    def first_pk(qs: QuerySet) -> Subquery:
-        return Subquery(qs.order_by().values("pk")[:1])
-
-    qs = Image.objects.filter(dataset=dataset, status=Image.Status.ACTIVE)
-    if exclude_image_ids:
-        qs = qs.exclude(pk__in=list(exclude_image_ids))
-    return qs.annotate(
-        served_as=first_pk(ServedImage.objects.filter(player_id=player_id, image=OuterRef("pk"))),
-        labelled_as=first_pk(Annotation.objects.filter(player_id=player_id, image=OuterRef("pk"))),
-        permitted_by=first_pk(permitted_consents().filter(pk=OuterRef("consent_id"))),
+    q = connection.ops.quote_name
+    image, served, label, consent = (
+        q(model._meta.db_table) for model in (Image, ServedImage, Annotation, Consent)
     )
+    permit = (
+        "c.decisions ->> %s = %s"
+        if vendor == "postgresql"
+        else "json_extract(c.decisions, %s) = %s"
+    )
+    # Only table names (from the models) are formatted in; every value is a parameter.
+    return (
+        f"SELECT i.id, i.public_id, i.gold_class_id,"  # noqa: S608
+        f" (SELECT s.id FROM {served} s WHERE s.player_id = %s AND s.image_id = i.id LIMIT 1),"
+        f" (SELECT a.id FROM {label} a WHERE a.player_id = %s AND a.image_id = i.id LIMIT 1),"
+        f" (SELECT c.id FROM {consent} c WHERE c.id = i.consent_id AND c.status = %s"
+        f" AND c.period_start <= %s AND {permit}"
+        f" AND (c.period_end IS NULL OR c.period_end > %s) LIMIT 1)"
+        f" FROM {image} i WHERE i.dataset_id = %s AND i.status = %s"
+    )
+
+
+class _Candidates:
+    """Images of one dataset in play, gold or not, each with what decides whether this player may
+    get it (see :func:`_candidate_select`); reads a window of them in public-id order, or a given
+    set of them. One instance per selection: its SQL and parameters are put together once."""
+
+    def __init__(
+        self, *, dataset_id: int, player_id: int, gold: bool, exclude_image_ids: Collection[int]
+    ) -> None:
+        vendor = connection.vendor
+        now = Consent._meta.get_field("period_start").get_db_prep_value(timezone.now(), connection)
+        key = Purpose.ANNOTATION if vendor == "postgresql" else f'$."{Purpose.ANNOTATION}"'
+        self.sql = _candidate_select(vendor) + (
+            # Through an expression, so that no planner walks the gold_class index (every gold
+            # image of the table, then a sort) instead of the (dataset, status, public_id) range.
+            " AND COALESCE(i.gold_class_id, 0) > 0"
+            if gold
+            else " AND COALESCE(i.gold_class_id, 0) = 0"
+        )
+        self.params: list[Any] = [
+            player_id,
+            player_id,
+            Consent.Status.ACTIVE,
+            now,
+            key,
+            "permit",
+            now,
+            dataset_id,
+            Image.Status.ACTIVE,
+        ]
+        self._uuid = Image._meta.get_field("public_id")
+        self.exclude = list(exclude_image_ids)
+
+    def _read(
+        self,
+        where: str,
+        params: list[Any],
+        exclude: Collection[int],
+        tail: str = "",
+        limit: int | None = None,
+    ) -> list[tuple]:
+        ids = [*self.exclude, *exclude]
+        if ids:
+            where += f" AND i.id NOT IN ({', '.join(['%s'] * len(ids))})"
+            params = [*params, *ids]
+        if limit is not None:
+            params = [*params, limit]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql + where + tail, [*self.params, *params])
+            rows = cursor.fetchall()
+        return [
+            (pk, public_id if isinstance(public_id, uuid.UUID) else uuid.UUID(public_id), *rest)
+            for pk, public_id, *rest in rows
+        ]
+
+    def window(
+        self,
+        low: uuid.UUID | None,
+        inclusive: bool,
+        high: uuid.UUID | None,
+        limit: int,
+        exclude: Collection[int] = (),
+    ) -> list[tuple]:
+        """Up to ``limit`` candidates with ``low <= public_id < high`` (``>`` when not
+        ``inclusive``), in public-id order."""
+        where, params = "", []
+        if low is not None:
+            where += " AND i.public_id >= %s" if inclusive else " AND i.public_id > %s"
+            params.append(self._uuid.get_db_prep_value(low, connection))
+        if high is not None:
+            where += " AND i.public_id < %s"
+            params.append(self._uuid.get_db_prep_value(high, connection))
+        return self._read(where, params, exclude, " ORDER BY i.public_id LIMIT %s", limit)
+
+    def among(self, image_ids: list[int]) -> list[tuple]:
+        """The candidates among ``image_ids``, in no particular order."""
+        where = f" AND i.id IN ({', '.join(['%s'] * len(image_ids))})"
+        return self._read(where, list(image_ids), ())
 
 
 def _eligible(rows: list[tuple]) -> list[Selected]:
@@ -126,18 +216,19 @@ def _eligible(rows: list[tuple]) -> list[Selected]:
     ]
 
 
-def _walk(qs: QuerySet[Image], count: int, low: uuid.UUID | None, high: uuid.UUID | None):
+def _walk(
+    candidates: _Candidates,
+    count: int,
+    low: uuid.UUID | None,
+    high: uuid.UUID | None,
+    exclude: Collection[int],
+) -> list[Selected]:
     """Up to ``count`` eligible images with ``low <= public_id < high``, in public-id order."""
     chosen: list[Selected] = []
     inclusive = True
     window = count + 4
     while len(chosen) < count:
-        page = qs
-        if low is not None:
-            page = page.filter(public_id__gte=low) if inclusive else page.filter(public_id__gt=low)
-        if high is not None:
-            page = page.filter(public_id__lt=high)
-        rows = list(page.order_by("public_id").values_list(*_FIELDS)[:window])
+        rows = candidates.window(low, inclusive, high, window, exclude)
         chosen += _eligible(rows)[: count - len(chosen)]
         if len(rows) < window:
             break
@@ -146,18 +237,20 @@ def _walk(qs: QuerySet[Image], count: int, low: uuid.UUID | None, high: uuid.UUI
     return chosen
 
 
-def _random_slice(qs: QuerySet[Image], count: int, rng: np.random.Generator) -> list[Selected]:
+def _random_slice(
+    candidates: _Candidates, count: int, rng: np.random.Generator, exclude: Collection[int] = ()
+) -> list[Selected]:
     if count <= 0:
         return []
     pivot = uuid.UUID(bytes=rng.bytes(16))
-    chosen = _walk(qs, count, pivot, None)
+    chosen = _walk(candidates, count, pivot, None, exclude)
     if len(chosen) < count:  # wrap around below the pivot
-        chosen += _walk(qs, count - len(chosen), None, pivot)
+        chosen += _walk(candidates, count - len(chosen), None, pivot, exclude)
     return chosen
 
 
 def _prioritised(
-    qs: QuerySet[Image], dataset_id: int, count: int, rng: np.random.Generator
+    candidates: _Candidates, dataset_id: int, count: int, rng: np.random.Generator
 ) -> list[Selected]:
     """The ``count`` eligible images with the highest active-learning priority, then random ones.
 
@@ -177,12 +270,13 @@ def _prioritised(
         ids = list(ranked[offset : offset + window])
         if not ids:
             break
-        rows = {row[0]: row for row in qs.filter(pk__in=ids).values_list(*_FIELDS)}
+        rows = {row[0]: row for row in candidates.among(ids)}
         chosen += _eligible([rows[i] for i in ids if i in rows])[: count - len(chosen)]
         offset += window
     if len(chosen) < count:
-        rest = qs.exclude(pk__in=[s.image_id for s in chosen]) if chosen else qs
-        chosen += _random_slice(rest, count - len(chosen), rng)
+        chosen += _random_slice(
+            candidates, count - len(chosen), rng, exclude=[s.image_id for s in chosen]
+        )
     return chosen
 
 
@@ -222,19 +316,26 @@ def next_images_select(
         return []
     if not 0.0 <= gold_rate <= 1.0:
         raise ValueError("gold_rate must be in [0, 1]")
-    base = _candidates(dataset=dataset, player_id=player_id, exclude_image_ids=exclude_image_ids)
-    # Through an expression, so that no planner walks the gold_class index (every gold image of
-    # the table, then a sort) instead of the (dataset, status, public_id) range.
-    base = base.alias(gold_key=Coalesce("gold_class_id", Value(0)))
-    gold_qs = base.filter(gold_key__gt=0)
-    plain_qs = base.filter(gold_key=0)
+
+    def candidates(gold: bool) -> _Candidates:
+        return _Candidates(
+            dataset_id=dataset.pk,
+            player_id=player_id,
+            gold=gold,
+            exclude_image_ids=exclude_image_ids,
+        )
+
+    gold_candidates = candidates(True)
     n_gold = int(rng.binomial(count, gold_rate))
-    gold = _random_slice(gold_qs, n_gold, rng)
-    plain = _prioritised(plain_qs, dataset.pk, count - len(gold), rng)
+    gold = _random_slice(gold_candidates, n_gold, rng)
+    plain = _prioritised(candidates(False), dataset.pk, count - len(gold), rng)
     if len(gold) + len(plain) < count and len(gold) == n_gold:
         # Non-gold ran out: fill with more gold rather than leave the board short.
         gold += _random_slice(
-            gold_qs.exclude(pk__in=[s.image_id for s in gold]), count - len(gold) - len(plain), rng
+            gold_candidates,
+            count - len(gold) - len(plain),
+            rng,
+            exclude=[s.image_id for s in gold],
         )
     chosen = gold + plain
     order = rng.permutation(len(chosen))

@@ -70,6 +70,10 @@ def test_only_active_images_under_a_consent_that_permits_annotation(volunteer):
     dataset = DatasetFactory()
     now = timezone.now()
     ok = images_bulk(dataset=dataset, consent=ConsentFactory(), n=1)[0]
+    ending = ConsentFactory(
+        period_start=now - timezone.timedelta(days=1), period_end=now + timezone.timedelta(days=1)
+    )
+    ok_until_tomorrow = images_bulk(dataset=dataset, consent=ending, n=1)[0]
     images_bulk(
         dataset=dataset,
         consent=ConsentFactory(status=Consent.Status.WITHDRAWN, withdrawn_at=now),
@@ -99,7 +103,9 @@ def test_only_active_images_under_a_consent_that_permits_annotation(volunteer):
         images_bulk(dataset=dataset, consent=ConsentFactory(), n=1, status=status)
     images_bulk(dataset=DatasetFactory(), consent=ConsentFactory(), n=1)  # another dataset
 
-    assert [s.image_id for s in _select(volunteer, dataset)] == [ok.pk]
+    assert sorted(s.image_id for s in _select(volunteer, dataset)) == sorted(
+        [ok.pk, ok_until_tomorrow.pk]
+    )
 
 
 def test_gold_rate_zero_and_one_and_fill_when_a_kind_runs_out(volunteer):
