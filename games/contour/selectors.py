@@ -57,18 +57,23 @@ def reference_image_ids(*, dataset_id: int) -> list[int]:
     )
 
 
-def round_candidates(*, dataset: Dataset, player_ids: list[int]) -> QuerySet[Image]:
+def round_candidates(
+    *, dataset: Dataset, player_ids: list[int], references: list[int] | None = None
+) -> QuerySet[Image]:
     """Images every player in ``player_ids`` may outline now.
 
     In play (``ACTIVE``: not retired, withdrawn or quarantined), under a consent that permits
     annotation now (``annotate.selection.permitted_consents``), outlined by none of these players
-    before, below the dataset's label limit, and not one of its reference examples.
+    before, below the dataset's label limit, and not one of its reference examples
+    (``references``: :func:`reference_image_ids`, read here when the caller has not).
     """
+    if references is None:
+        references = reference_image_ids(dataset_id=dataset.pk)
     counted = Count("annotations", filter=Q(annotations__is_counted=True))
     return (
         Image.objects.filter(dataset=dataset, status=Image.Status.ACTIVE)
         .filter(consent_id__in=permitted_consents().values("pk"))
-        .exclude(pk__in=reference_image_ids(dataset_id=dataset.pk))
+        .exclude(pk__in=references)
         .exclude(Exists(Annotation.objects.filter(player_id__in=player_ids, image=OuterRef("pk"))))
         .alias(n_labels=counted)
         .filter(n_labels__lt=dataset.max_labels)

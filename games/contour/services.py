@@ -15,6 +15,7 @@ after commit, and the consensus mask of the image is refreshed by
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -300,16 +301,53 @@ class RoomReply:
     private: list[dict[str, Any]] = field(default_factory=list)
 
 
+@functools.cache
+def _lock_sql(*, with_seat: bool) -> str:
+    """The room's row by token, locked (``FOR UPDATE`` where the database has it), optionally
+    only when a player has a seat: written once per process. Every move runs it, and the ORM's
+    building and compiling of the same query was a fifth of a move's Python time (py-spy,
+    bench/race_latency.py)."""
+    q = connection.ops.quote_name
+    room, seat = RaceRoom._meta, RaceSeat._meta
+    columns = ", ".join(f"r.{q(f.column)}" for f in room.concrete_fields)
+    sql = f"SELECT {columns} FROM {q(room.db_table)} r WHERE r.{q('token')} = %s"  # noqa: S608
+    if with_seat:
+        sql += (
+            f" AND EXISTS (SELECT 1 FROM {q(seat.db_table)} s"  # noqa: S608
+            f" WHERE s.{q('room_id')} = r.{q('id')} AND s.{q('player_id')} = %s)"
+        )
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF r"
+    return sql
+
+
 def _locked(token: uuid.UUID, player_id: int | None = None) -> RaceRoom:
     """The room row, locked for this transaction; with ``player_id``, only if they have a seat
     (one query: the access check and the lock of every move)."""
-    rooms = RaceRoom.objects.select_for_update(of=("self",)).filter(token=token)
+    params: list[Any] = [RaceRoom._meta.get_field("token").get_db_prep_value(token, connection)]
     if player_id is not None:
-        rooms = rooms.filter(seats__player_id=player_id)
-    found = rooms.first()
-    if found is None:
+        params.append(player_id)
+    found = list(RaceRoom.objects.raw(_lock_sql(with_seat=player_id is not None), params))
+    if not found:
         raise NotPermitted("No such room.")
-    return found
+    return found[0]
+
+
+@functools.cache
+def _update_sql(fields: tuple[str, ...]) -> str:
+    q = connection.ops.quote_name
+    meta = RaceRoom._meta
+    assignments = ", ".join(f"{q(meta.get_field(f).column)} = %s" for f in fields)
+    return f"UPDATE {q(meta.db_table)} SET {assignments} WHERE {q(meta.pk.column)} = %s"  # noqa: S608
+
+
+def _save(room: RaceRoom, fields: tuple[str, ...]) -> None:
+    """Write ``fields`` of the locked room: one UPDATE whose SQL is written once per field set
+    (what ``QuerySet.update`` does, without building and compiling it on every move)."""
+    meta = RaceRoom._meta
+    values = [meta.get_field(f).get_db_prep_save(getattr(room, f), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_update_sql(fields), [*values, room.pk])
 
 
 def _move_for(message: RoomMessage, pid: str, at: int) -> engine.Move | None:
@@ -441,10 +479,10 @@ def _apply(
     room.updated_at = timezone.now()
     # The hot path (ready, progress, presence): one UPDATE of the state; names and the round's
     # pictures change only with a phase (a new round, its scores) or a new participant.
-    fields = ["state", "wake_at", "status", "updated_at"]
+    fields = ("state", "wake_at", "status", "updated_at")
     if any(e.kind in META_EVENT_KINDS for e in events):
-        fields += ["names", "round_meta"]
-    RaceRoom.objects.filter(pk=room.pk).update(**{f: getattr(room, f) for f in fields})
+        fields += ("names", "round_meta")
+    _save(room, fields)
     _broadcast(room, state, events, notices)
     # After the broadcast (on-commit callbacks run in order): with eager Celery the scoring would
     # otherwise delay the round-end message everyone waits for.
@@ -461,7 +499,8 @@ def _start_round(
     dataset = room.dataset
     humans = [int(p.player_id) for p in state.players if not p.is_ghost and not p.left]
     rng = np.random.default_rng([room.seed, state.round_no + 1])
-    candidates = selectors.round_candidates(dataset=dataset, player_ids=humans)
+    refs = selectors.reference_image_ids(dataset_id=dataset.pk)
+    candidates = selectors.round_candidates(dataset=dataset, player_ids=humans, references=refs)
     ghosts: list[selectors.GhostSource] = []
     if event.ghosts_wanted:
         image = selectors.pick(selectors.with_ghosts(candidates, player_ids=humans), rng)
@@ -481,7 +520,6 @@ def _start_round(
         at = state.now
         unready = [engine.SetReady(str(pid), at, False) for pid in humans]
         return unready, message
-    refs = selectors.reference_image_ids(dataset_id=dataset.pk)
     ref = (
         GoldMask.objects.select_related("image").get(image_id=refs[int(rng.integers(len(refs)))])
         if refs
