@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
@@ -468,25 +469,20 @@ def test_a_pick_draws_from_the_candidates_with_the_rooms_generator(pair):
     assert selectors.pick(candidates.none(), Fixed(0)) is None
 
 
-def test_a_candidate_that_leaves_after_the_read_is_drawn_around(pair):
-    """The candidate set shrank after it was read (a worker retired an image): the pick draws
-    again from the ids left instead of failing the player's move (an IndexError once)."""
+def test_a_pick_is_one_read_and_brings_what_the_round_needs(pair, django_assert_num_queries):
+    """No count and offset, no second read of the drawn image: a set that shrinks meanwhile (a
+    worker retires an image) can neither fail the move nor be read twice."""
     a, b = pair
     dataset = race_dataset(plain=3, gold=0)
     candidates = selectors.round_candidates(dataset=dataset, player_ids=[a.pk, b.pk])
-    images = list(candidates.order_by("pk"))
-
-    class RetiresOnFirstDraw:  # the last id, which a worker retires at that very moment
-        draws = 0
-
-        def integers(self, n):
-            self.draws += 1
-            if self.draws == 1:
-                Image.objects.filter(pk=images[-1].pk).update(status=Image.Status.RETIRED)
-            return n - 1
-
-    rng = RetiresOnFirstDraw()
-    assert selectors.pick(candidates, rng) == images[-2] and rng.draws == 2
+    # The candidate that the generator's first draw over the 3 of them, in id order, names.
+    expected = list(candidates.order_by("pk"))[int(np.random.default_rng(0).integers(3))]
+    with django_assert_num_queries(1):
+        image = selectors.pick(candidates, np.random.default_rng(0))
+        drawn = (image.pk, image.public_id, image.width, image.height)
+    assert drawn == (expected.pk, expected.public_id, expected.width, expected.height)
+    Image.objects.filter(pk=expected.pk).update(status=Image.Status.RETIRED)
+    for seed in range(10):
+        assert selectors.pick(candidates, np.random.default_rng(seed)) != expected
     Image.objects.filter(dataset=dataset).update(status=Image.Status.RETIRED)
-    none_left = RetiresOnFirstDraw()
-    assert selectors.pick(candidates, none_left) is None and none_left.draws == 0
+    assert selectors.pick(candidates, np.random.default_rng(0)) is None
