@@ -266,7 +266,7 @@ def _room_create(*, dataset: Dataset, player_ids: list[int], solo: bool) -> Race
         skill = selectors.player_skill(player_id=pid, dataset_id=dataset.pk)
         state, _ = engine.apply(state, engine.Join(str(pid), at, skill))
         names[str(pid)] = users[pid].public_name()
-    room = RaceRoom.objects.create(
+    room = RaceRoom(
         token=token,
         dataset=dataset,
         state=state.to_dict(),
@@ -274,6 +274,8 @@ def _room_create(*, dataset: Dataset, player_ids: list[int], solo: bool) -> Race
         wake_at=engine.next_wakeup(state),
         seed=secrets.randbits(62),
     )
+    _round_prepare(room, state)
+    room.save(force_insert=True)
     RaceSeat.objects.bulk_create([RaceSeat(room=room, player_id=pid) for pid in player_ids])
     logger.info("race room %s: %s players on %s", token, len(player_ids), dataset.slug)
     return room
@@ -491,26 +493,122 @@ def _apply(
     return state, events
 
 
-def _start_round(
-    room: RaceRoom, state: engine.RoomState, event: engine.ReadyToStart
-) -> tuple[list[engine.Move], str | None]:
-    """Pick the round's image (and ghosts) with the room's seeded generator; or un-ready everyone
-    with a notice when there is nothing to race on."""
-    dataset = room.dataset
-    humans = [int(p.player_id) for p in state.players if not p.is_ghost and not p.left]
-    rng = np.random.default_rng([room.seed, state.round_no + 1])
+@dataclass(frozen=True)
+class _RoundPlan:
+    """A round's image and reference example (and ghosts), drawn with the room's generator."""
+
+    round_no: int
+    image_pk: int
+    image_public_id: str
+    width: int
+    height: int
+    structure: str
+    reference_pk: int | None
+    ghosts: tuple[selectors.GhostSource, ...] = ()
+
+    def prepared(self) -> dict[str, Any]:
+        """What ``round_meta["next"]`` keeps of it (prepared plans never have ghosts)."""
+        return {
+            "round_no": self.round_no,
+            "image_pk": self.image_pk,
+            "image_public_id": self.image_public_id,
+            "width": self.width,
+            "height": self.height,
+            "structure": self.structure,
+            "reference_pk": self.reference_pk,
+        }
+
+
+def _round_plan(
+    *, seed: int, dataset: Dataset, humans: list[int], round_no: int, ghosts_wanted: int = 0
+) -> _RoundPlan | None:
+    """Draw round ``round_no``'s image among those every one of ``humans`` may outline, with
+    ghosts when ``ghosts_wanted``, and its reference example; None when there is none. The
+    generator is seeded by the room and the round, so the draw is the same whenever it is made."""
+    rng = np.random.default_rng([seed, round_no])
     refs = selectors.reference_image_ids(dataset_id=dataset.pk)
     candidates = selectors.round_candidates(dataset=dataset, player_ids=humans, references=refs)
     ghosts: list[selectors.GhostSource] = []
-    if event.ghosts_wanted:
+    if ghosts_wanted:
         image = selectors.pick(selectors.with_ghosts(candidates, player_ids=humans), rng)
         if image is not None:
             ghosts = selectors.ghosts_for(
-                image=image, player_ids=humans, wanted=event.ghosts_wanted, rng=rng
+                image=image, player_ids=humans, wanted=ghosts_wanted, rng=rng
             )
     else:
         image = selectors.pick(candidates, rng)
-    if image is None or event.players + len(ghosts) < state.config.min_players:
+    if image is None:
+        return None
+    return _RoundPlan(
+        round_no=round_no,
+        image_pk=image.pk,
+        image_public_id=str(image.public_id),
+        width=image.width,
+        height=image.height,
+        structure=dataset.target_structure,
+        reference_pk=refs[int(rng.integers(len(refs)))] if refs else None,
+        ghosts=tuple(ghosts),
+    )
+
+
+def _round_prepare(room: RaceRoom, state: engine.RoomState) -> None:
+    """Draw the room's next round ahead (``round_meta["next"]``), off the players' moves: when a
+    room is created, and when the scoring task has scored a round. The move that starts the
+    round then only checks that the image and its reference are still in play
+    (:func:`_prepared_plan`). Not for rooms that race ghosts (which ghosts depends on who is
+    there when the round starts)."""
+    humans = _humans(state)
+    if len(humans) < state.config.min_players:  # ghosts would be wanted
+        room.round_meta.pop("next", None)
+        return
+    plan = _round_plan(
+        seed=room.seed, dataset=room.dataset, humans=humans, round_no=state.round_no + 1
+    )
+    if plan is None:
+        room.round_meta.pop("next", None)
+    else:
+        room.round_meta = {**room.round_meta, "next": plan.prepared()}
+
+
+def _prepared_plan(room: RaceRoom, round_no: int) -> _RoundPlan | None:
+    """The plan drawn ahead for ``round_no`` if its image and reference are still in play under a
+    consent that permits annotation (one query), else None (the round is drawn now)."""
+    data = room.round_meta.get("next")
+    if not data or data["round_no"] != round_no:
+        return None
+    wanted = {data["image_pk"], data["reference_pk"]} - {None}
+    in_play = Image.objects.filter(
+        pk__in=wanted,
+        status=Image.Status.ACTIVE,
+        consent_id__in=selectors.permitted_consents().values("pk"),
+    ).count()
+    if in_play != len(wanted):
+        logger.info("race %s: the image drawn ahead for round %s left play", room.pk, round_no)
+        return None
+    return _RoundPlan(**data)
+
+
+def _humans(state: engine.RoomState) -> list[int]:
+    return [int(p.player_id) for p in state.players if not p.is_ghost and not p.left]
+
+
+def _start_round(
+    room: RaceRoom, state: engine.RoomState, event: engine.ReadyToStart
+) -> tuple[list[engine.Move], str | None]:
+    """Start the round on the image drawn ahead for it, or draw it now (and ghosts) with the
+    room's seeded generator; or un-ready everyone with a notice when there is nothing to race on."""
+    humans = _humans(state)
+    round_no = state.round_no + 1
+    plan = None if event.ghosts_wanted else _prepared_plan(room, round_no)
+    if plan is None:
+        plan = _round_plan(
+            seed=room.seed,
+            dataset=room.dataset,
+            humans=humans,
+            round_no=round_no,
+            ghosts_wanted=event.ghosts_wanted,
+        )
+    if plan is None or event.players + len(plan.ghosts) < state.config.min_players:
         message = (
             "No earlier races to replay on an image you have not outlined yet: wait for other "
             "players, or try another race."
@@ -521,27 +619,27 @@ def _start_round(
         unready = [engine.SetReady(str(pid), at, False) for pid in humans]
         return unready, message
     ref = (
-        GoldMask.objects.select_related("image").get(image_id=refs[int(rng.integers(len(refs)))])
-        if refs
+        GoldMask.objects.select_related("image").get(image_id=plan.reference_pk)
+        if plan.reference_pk is not None
         else None
     )
-    room.names.update({g.replay.ghost_id: g.name for g in ghosts})
+    room.names.update({g.replay.ghost_id: g.name for g in plan.ghosts})
     room.round_meta = {
-        "image_pk": image.pk,
-        "image_url": reverse("annotate:image-file", args=[image.public_id]),
+        "image_pk": plan.image_pk,
+        "image_url": reverse("annotate:image-file", args=[plan.image_public_id]),
         "reference_url": (
             reverse("annotate:image-file", args=[ref.image.public_id]) if ref else None
         ),
         "reference_outline": ref.polygons if ref else None,
     }
     spec = engine.RoundSpec(
-        image_id=str(image.public_id),
-        width=image.width,
-        height=image.height,
-        structure=dataset.target_structure,
+        image_id=plan.image_public_id,
+        width=plan.width,
+        height=plan.height,
+        structure=plan.structure,
         reference_image_id=str(ref.image.public_id) if ref else None,
     )
-    return [engine.StartRound(state.now, spec, tuple(g.replay for g in ghosts))], None
+    return [engine.StartRound(state.now, spec, tuple(g.replay for g in plan.ghosts))], None
 
 
 def _contour_key(room: RaceRoom, round_no: int) -> str:
@@ -706,6 +804,7 @@ def race_round_score(*, room_id: int, round_no: int) -> bool:
                 "consensus_outline": [r.tolist() for r in rings],
                 "reference_kind": reference,
             }
+        _round_prepare(room, state)
         move = engine.Scores(now_ms(), tuple(sorted(dice.items())), reference)
         state, _ = _apply(room, state, move)
         entries = RaceEntry.objects.filter(room=room, round_no=round_no)

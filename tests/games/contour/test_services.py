@@ -486,3 +486,75 @@ def test_a_pick_is_one_read_and_brings_what_the_round_needs(pair, django_assert_
         assert selectors.pick(candidates, np.random.default_rng(seed)) != expected
     Image.objects.filter(dataset=dataset).update(status=Image.Status.RETIRED)
     assert selectors.pick(candidates, np.random.default_rng(0)) is None
+
+
+def _start_queries(token, a, b):
+    """The queries of the move that starts the round (the second player's ready)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for p in (a, b):
+        services.room_connect(token=token, player_id=p.pk)
+    services.room_message(token=token, player_id=a.pk, message=msg("ready"))
+    with CaptureQueriesContext(connection) as queries:
+        services.room_message(token=token, player_id=b.pk, message=msg("ready"))
+    assert state_of(token).phase in (engine.COUNTDOWN, engine.DRAWING)
+    return len(queries)
+
+
+def test_the_first_round_is_drawn_with_the_room_and_starts_on_that_image(pair, clock):
+    a, b = pair
+    dataset = race_dataset(plain=4, gold=2)
+    token = matched_room(dataset, a, b)
+    room = RaceRoom.objects.get(token=token)
+    planned = room.round_meta["next"]
+    # The draw the start itself would make (same generator: the room's seed and the round).
+    now = services._round_plan(seed=room.seed, dataset=dataset, humans=[a.pk, b.pk], round_no=1)
+    assert planned == now.prepared() and planned["round_no"] == 1
+    assert planned["reference_pk"] is not None
+
+    drawn_ahead = _start_queries(token, a, b)
+    clock.advance(1)
+    services.room_tick(token=token)
+    state = state_of(token)
+    assert state.round.image_id == planned["image_public_id"]
+    assert "next" not in RaceRoom.objects.get(token=token).round_meta
+
+    # The same start without the plan (as for a room made before plans existed) draws the same
+    # image, with more of the work inside the player's move.
+    c, d = user_with_role("volunteer"), user_with_role("volunteer")
+    other = matched_room(dataset, c, d)
+    RaceRoom.objects.filter(token=other).update(round_meta={})
+    drawn_now = _start_queries(other, c, d)
+    assert drawn_ahead < drawn_now
+
+
+def test_a_round_drawn_ahead_whose_image_left_play_is_drawn_again(pair, clock):
+    a, b = pair
+    dataset = race_dataset(plain=4, gold=0)
+    token = matched_room(dataset, a, b)
+    planned = RaceRoom.objects.get(token=token).round_meta["next"]
+    Image.objects.filter(pk=planned["image_pk"]).update(status=Image.Status.RETIRED)
+    start_drawing(token, a, b, clock)
+    raced = Image.objects.get(public_id=state_of(token).round.image_id)
+    assert raced.pk != planned["image_pk"] and raced.status == Image.Status.ACTIVE
+
+
+def test_the_scoring_task_draws_the_next_round_ahead(pair, clock):
+    a, b = pair
+    token = matched_room(race_dataset(plain=3, gold=3), a, b)
+    start_drawing(token, a, b, clock)
+    first = state_of(token).round.image_id
+    submit(token, a, GOLD)
+    submit(token, b, NEAR)
+    state = state_of(token)
+    assert state.phase == engine.RESULTS and state.scored
+    planned = RaceRoom.objects.get(token=token).round_meta["next"]
+    assert planned["round_no"] == 2 and planned["image_public_id"] != first
+
+    for p in (a, b):
+        services.room_message(token=token, player_id=p.pk, message=msg("next"))
+    clock.advance(1)
+    services.room_tick(token=token)
+    state = state_of(token)
+    assert state.round_no == 2 and state.round.image_id == planned["image_public_id"]
