@@ -89,6 +89,21 @@ PRIORITY_WALK_LIMIT = 2000
 MAX_WINDOW = 1000
 
 
+def permitted_consent_sql(alias: str = "c") -> tuple[str, list[Any]]:
+    """:func:`permitted_consents` as a condition on the consent table aliased ``alias``, with its
+    parameters (now), for the hot paths that write their SQL once (the selector, a race start)."""
+    if connection.vendor == "postgresql":
+        permit, key = f"{alias}.decisions ->> %s = %s", Purpose.ANNOTATION
+    else:
+        permit, key = f"json_extract({alias}.decisions, %s) = %s", f'$."{Purpose.ANNOTATION}"'
+    now = Consent._meta.get_field("period_start").get_db_prep_value(timezone.now(), connection)
+    sql = (
+        f"{alias}.status = %s AND {alias}.period_start <= %s AND {permit}"
+        f" AND ({alias}.period_end IS NULL OR {alias}.period_end > %s)"
+    )
+    return sql, [Consent.Status.ACTIVE, now, key, "permit", now]
+
+
 @functools.cache
 def _candidate_select(vendor: str) -> str:
     """The candidates' SELECT and FROM, with the player's history and the consent as columns.
@@ -111,19 +126,13 @@ def _candidate_select(vendor: str) -> str:
     image, served, label, consent = (
         q(model._meta.db_table) for model in (Image, ServedImage, Annotation, Consent)
     )
-    permit = (
-        "c.decisions ->> %s = %s"
-        if vendor == "postgresql"
-        else "json_extract(c.decisions, %s) = %s"
-    )
+    permitted, _ = permitted_consent_sql("c")
     # Only table names (from the models) are formatted in; every value is a parameter.
     return (
         f"SELECT i.id, i.public_id, i.gold_class_id,"  # noqa: S608
         f" (SELECT s.id FROM {served} s WHERE s.player_id = %s AND s.image_id = i.id LIMIT 1),"
         f" (SELECT a.id FROM {label} a WHERE a.player_id = %s AND a.image_id = i.id LIMIT 1),"
-        f" (SELECT c.id FROM {consent} c WHERE c.id = i.consent_id AND c.status = %s"
-        f" AND c.period_start <= %s AND {permit}"
-        f" AND (c.period_end IS NULL OR c.period_end > %s) LIMIT 1)"
+        f" (SELECT c.id FROM {consent} c WHERE c.id = i.consent_id AND {permitted} LIMIT 1)"
         f" FROM {image} i WHERE i.dataset_id = %s AND i.status = %s"
     )
 
@@ -136,10 +145,8 @@ class _Candidates:
     def __init__(
         self, *, dataset_id: int, player_id: int, gold: bool, exclude_image_ids: Collection[int]
     ) -> None:
-        vendor = connection.vendor
-        now = Consent._meta.get_field("period_start").get_db_prep_value(timezone.now(), connection)
-        key = Purpose.ANNOTATION if vendor == "postgresql" else f'$."{Purpose.ANNOTATION}"'
-        self.sql = _candidate_select(vendor) + (
+        _, permitted_params = permitted_consent_sql()
+        self.sql = _candidate_select(connection.vendor) + (
             # Through an expression, so that no planner walks the gold_class index (every gold
             # image of the table, then a sort) instead of the (dataset, status, public_id) range.
             " AND COALESCE(i.gold_class_id, 0) > 0"
@@ -149,11 +156,7 @@ class _Candidates:
         self.params: list[Any] = [
             player_id,
             player_id,
-            Consent.Status.ACTIVE,
-            now,
-            key,
-            "permit",
-            now,
+            *permitted_params,
             dataset_id,
             Image.Status.ACTIVE,
         ]

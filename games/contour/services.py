@@ -35,11 +35,14 @@ from django.utils import timezone
 from accounts.models import User
 from annotate.consensus import COUNTED_STATUSES
 from annotate.models import Annotation, Dataset, GoldMask, Image
+from annotate.selection import permitted_consent_sql
+from consent.models import Consent
 from games.contour import selectors
 from games.contour.models import RaceEntry, RaceRoom, RaceSeat, RaceTicket
 from games.engine import contour_race as engine
 from games.engine.common import Event, InvalidMove
 from games.engine.contours import dice as dice_of
+from tessera.db import insert_unless_taken
 from tessera.errors import ApplicationError, Conflict, NotPermitted
 from tessera.realtime import broadcast_on_commit
 
@@ -576,12 +579,17 @@ def _prepared_plan(room: RaceRoom, round_no: int) -> _RoundPlan | None:
     data = room.round_meta.get("next")
     if not data or data["round_no"] != round_no:
         return None
-    wanted = {data["image_pk"], data["reference_pk"]} - {None}
-    in_play = Image.objects.filter(
-        pk__in=wanted,
-        status=Image.Status.ACTIVE,
-        consent_id__in=selectors.permitted_consents().values("pk"),
-    ).count()
+    wanted = sorted({data["image_pk"], data["reference_pk"]} - {None})
+    permitted, params = permitted_consent_sql("c")
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {q(Image._meta.db_table)} i"  # noqa: S608
+            f" JOIN {q(Consent._meta.db_table)} c ON c.id = i.consent_id"
+            f" WHERE i.id IN ({', '.join(['%s'] * len(wanted))}) AND i.status = %s AND {permitted}",
+            [*wanted, Image.Status.ACTIVE, *params],
+        )
+        in_play = cursor.fetchone()[0]
     if in_play != len(wanted):
         logger.info("race %s: the image drawn ahead for round %s left play", room.pk, round_no)
         return None
@@ -657,43 +665,59 @@ def _contour_store(room: RaceRoom, event: engine.ContourSubmitted) -> None:
     round began, and it counts in the consensus and the export like any other.
     """
     image_pk = room.round_meta["image_pk"]
-    if not Image.objects.filter(pk=image_pk, status__in=COUNTED_STATUSES).exists():
+    if not _image_counts(image_pk):
         logger.info("race %s: image %s left play mid-round; contour not stored", room.pk, image_pk)
         return
     player_id = int(event.player_id)
     key = _contour_key(room, event.round_no)
-    entry = {"room": room, "round_no": event.round_no, "player_id": player_id}
-    timing = {"started_ms": min(event.started_ms, event.elapsed_ms), "elapsed_ms": event.elapsed_ms}
-    try:
-        # Inserted at once: the engine accepts one contour per player and round, and the room's
-        # row lock orders the moves, so a stored one is the exception (a state restored by hand).
-        with transaction.atomic():
-            annotation = Annotation.objects.create(
-                player_id=player_id,
-                idempotency_key=key,
-                image_id=image_pk,
-                geometry={
-                    "points": [[x, y] for x, y in event.points],
-                    "closed": True,
-                    "repairs": list(event.repairs),
-                },
-                source=Annotation.Source.CONTOUR_RACE,
-                response_ms=event.elapsed_ms,
-            )
-            RaceEntry.objects.create(**entry, image_id=image_pk, annotation=annotation, **timing)
-    except IntegrityError:
-        # Idempotent: the first stored contour of this player and round stays, nothing doubles,
-        # and its entry is added if only the annotation was stored. Any other violation is an
-        # error, not a duplicate.
+    annotation = Annotation(
+        player_id=player_id,
+        idempotency_key=key,
+        image_id=image_pk,
+        geometry={
+            "points": [[x, y] for x, y in event.points],
+            "closed": True,
+            "repairs": list(event.repairs),
+        },
+        source=Annotation.Source.CONTOUR_RACE,
+        response_ms=event.elapsed_ms,
+    )
+    # The engine accepts one contour per player and round, and the room's row lock orders the
+    # moves, so a stored one is the exception (a state restored by hand): each row is inserted
+    # unless it is there already, without a savepoint. Idempotent: the first stored contour of
+    # this player and round stays, nothing doubles, and its entry is added if only the
+    # annotation was stored.
+    if not insert_unless_taken(annotation):
         stored = Annotation.objects.filter(player_id=player_id, idempotency_key=key).first()
-        if stored is None:
-            raise
+        if stored is None:  # another constraint refused it: an error, not a duplicate
+            raise IntegrityError(f"race {room.pk}: contour of player {player_id} not stored")
         logger.warning(
             "race %s: round %s of player %s already stored", room.pk, event.round_no, player_id
         )
-        RaceEntry.objects.get_or_create(
-            **entry, defaults={"image_id": stored.image_id, "annotation": stored, **timing}
+        annotation = stored
+    insert_unless_taken(
+        RaceEntry(
+            room=room,
+            round_no=event.round_no,
+            player_id=player_id,
+            image_id=annotation.image_id,
+            annotation=annotation,
+            started_ms=min(event.started_ms, event.elapsed_ms),
+            elapsed_ms=event.elapsed_ms,
         )
+    )
+
+
+def _image_counts(image_pk: int) -> bool:
+    """Whether a contour on the image still goes into the data (``COUNTED_STATUSES``)."""
+    table = connection.ops.quote_name(Image._meta.db_table)
+    marks = ", ".join(["%s"] * len(COUNTED_STATUSES))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {table} WHERE id = %s AND status IN ({marks})",  # noqa: S608
+            [image_pk, *COUNTED_STATUSES],
+        )
+        return cursor.fetchone() is not None
 
 
 def _round_ended(room: RaceRoom, event: engine.RoundEnded) -> None:

@@ -558,3 +558,16 @@ def test_the_scoring_task_draws_the_next_round_ahead(pair, clock):
     services.room_tick(token=token)
     state = state_of(token)
     assert state.round_no == 2 and state.round.image_id == planned["image_public_id"]
+
+
+def test_a_round_drawn_ahead_is_not_raced_once_its_consent_has_ended(pair, clock):
+    a, b = pair
+    dataset = race_dataset(plain=4, gold=0)
+    token = matched_room(dataset, a, b)
+    assert RaceRoom.objects.get(token=token).round_meta["next"]
+    ended = timezone.now() - timedelta(minutes=1)
+    Consent.objects.update(period_start=ended - timedelta(days=30), period_end=ended)
+    for p in (a, b):
+        services.room_connect(token=token, player_id=p.pk)
+        services.room_message(token=token, player_id=p.pk, message=msg("ready"))
+    assert state_of(token).phase == engine.LOBBY  # nothing left that may be raced
