@@ -326,16 +326,39 @@ def _lock_sql(*, with_seat: bool) -> str:
     return sql
 
 
+@functools.cache
+def _room_converters() -> tuple[tuple[str, ...], tuple[tuple[Any, list[Any]], ...]]:
+    """The room's field names in column order, and each column's converters from the database
+    value (what the ORM's compiler applies: the backend's, then the field's own)."""
+    fields = RaceRoom._meta.concrete_fields
+    converters = []
+    for f in fields:
+        col = f.get_col(RaceRoom._meta.db_table)
+        converters.append(
+            (col, [*connection.ops.get_db_converters(col), *f.get_db_converters(connection)])
+        )
+    return tuple(f.attname for f in fields), tuple(converters)
+
+
 def _locked(token: uuid.UUID, player_id: int | None = None) -> RaceRoom:
     """The room row, locked for this transaction; with ``player_id``, only if they have a seat
-    (one query: the access check and the lock of every move)."""
+    (one query: the access check and the lock of every move). Read with a plain cursor and the
+    ORM's own converters (a ``RawQuerySet`` spent as much again resolving its columns)."""
     params: list[Any] = [RaceRoom._meta.get_field("token").get_db_prep_value(token, connection)]
     if player_id is not None:
         params.append(player_id)
-    found = list(RaceRoom.objects.raw(_lock_sql(with_seat=player_id is not None), params))
-    if not found:
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_sql(with_seat=player_id is not None), params)
+        row = cursor.fetchone()
+    if row is None:
         raise NotPermitted("No such room.")
-    return found[0]
+    names, converters = _room_converters()
+    values = []
+    for value, (col, funcs) in zip(row, converters, strict=True):
+        for func in funcs:
+            value = func(value, col, connection)
+        values.append(value)
+    return RaceRoom.from_db(connection.alias, list(names), values)
 
 
 @functools.cache
