@@ -265,6 +265,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Media are never served directly: every image goes through an access-checked view.
 MEDIA_URL = "/media-not-served/"
+# Threads per ASGI process for contour-race room moves (games.contour.consumers).
+RACE_ROOM_THREADS = env.int("RACE_ROOM_THREADS", default=2)
 # The media sweep deletes stored files that no row names once they are older than this.
 MEDIA_SWEEP_GRACE_HOURS = env.int("MEDIA_SWEEP_GRACE_HOURS", default=24)
 STORAGES = {

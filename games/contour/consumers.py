@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -63,13 +64,22 @@ async def _authenticate(consumer: AsyncJsonWebsocketConsumer) -> Any:
 
 # SQLite has one writer at a time anyway (and the test database is a shared in-memory one).
 _ONE_DB_THREAD = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+# Room moves of one server process run on this many threads (settings.RACE_ROOM_THREADS). Few:
+# every database round trip of a move gives the GIL up and waits to get it back, so with six
+# threads (the event loop's default pool on 2 cores) a burst of moves spent its time waiting on
+# each other; 2 threads gave p95 30–48 ms where 6 gave 52–66 ms (docs/benchmarks.md).
+_ROOM_THREADS = ThreadPoolExecutor(
+    max_workers=max(1, getattr(settings, "RACE_ROOM_THREADS", 2)), thread_name_prefix="race-room"
+)
 
 
 def _off_loop(func: Any) -> Any:
-    """``database_sync_to_async`` for room moves. On PostgreSQL they run on the thread pool
+    """``database_sync_to_async`` for room moves. On PostgreSQL they run on the room threads
     instead of the one thread-sensitive thread, so moves of different rooms overlap their
     database and channel-layer waits (each room is serialised by its row lock, not a thread)."""
-    return database_sync_to_async(func, thread_sensitive=_ONE_DB_THREAD)
+    if _ONE_DB_THREAD:
+        return database_sync_to_async(func, thread_sensitive=True)
+    return database_sync_to_async(func, thread_sensitive=False, executor=_ROOM_THREADS)
 
 
 def _error(message: str) -> dict[str, str]:

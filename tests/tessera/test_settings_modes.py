@@ -182,3 +182,27 @@ def test_the_channel_layer_prefix_carries_the_redis_database():
     assert prefixes == ["tessera.0.", "tessera.3.", "tessera.4.", "tessera.2.", "tessera.0."], (
         result.stderr
     )
+
+
+def test_race_room_moves_run_on_the_configured_number_of_threads():
+    script = (
+        "import django; django.setup();"
+        "from games.contour import consumers;"
+        "print(consumers._ROOM_THREADS._max_workers)"
+    )
+    for env, expected in (({}, "2"), ({"RACE_ROOM_THREADS": "5"}, "5")):
+        result = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env={
+                **_clean_env(),
+                **PRODUCTION_ENV,
+                "DJANGO_SETTINGS_MODULE": "tessera.settings",
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected
