@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from django.db import connection
 from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
 
 
 @functools.cache
@@ -42,3 +46,48 @@ def insert_unless_taken(obj: Model) -> bool:
     obj._state.adding = False
     obj._state.db = connection.alias
     return True
+
+
+@functools.cache
+def _converters(model: type[Model]) -> tuple[list[str], tuple[tuple[Any, list[Any]], ...]]:
+    """The model's field names in column order, and each column's converters from the database
+    value (what the ORM's compiler applies: the backend's, then the field's own)."""
+    fields = model._meta.concrete_fields
+    converters = []
+    for f in fields:
+        col = f.get_col(model._meta.db_table)
+        converters.append(
+            (col, [*connection.ops.get_db_converters(col), *f.get_db_converters(connection)])
+        )
+    return [f.attname for f in fields], tuple(converters)
+
+
+def instance_from_row(model: type[M], row: Sequence[Any]) -> M:
+    """A model instance from a row of all its concrete columns in field order, converted as the
+    ORM converts them: for a hot query written as SQL once (a ``RawQuerySet`` resolves its
+    columns and init order again on every call)."""
+    names, converters = _converters(model)
+    values = []
+    for value, (col, funcs) in zip(row, converters, strict=True):
+        for func in funcs:
+            value = func(value, col, connection)
+        values.append(value)
+    return model.from_db(connection.alias, names, values)
+
+
+@functools.cache
+def _update_sql(model: type[Model], fields: tuple[str, ...]) -> str:
+    q = connection.ops.quote_name
+    meta = model._meta
+    assignments = ", ".join(f"{q(meta.get_field(f).column)} = %s" for f in fields)
+    return f"UPDATE {q(meta.db_table)} SET {assignments} WHERE {q(meta.pk.column)} = %s"  # noqa: S608
+
+
+def update_fields(obj: Model, fields: tuple[str, ...]) -> None:
+    """Write ``fields`` of ``obj``'s row: one UPDATE whose SQL is written once per model and field
+    set (what ``QuerySet.filter(pk=...).update(...)`` does, without building and compiling it on
+    every call). Values are prepared as ``save()`` prepares them; ``auto_now`` is not applied."""
+    meta = type(obj)._meta
+    values = [meta.get_field(f).get_db_prep_save(getattr(obj, f), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_update_sql(type(obj), fields), [*values, obj.pk])

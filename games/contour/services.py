@@ -33,7 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
-from annotate.consensus import COUNTED_STATUSES
+from annotate.consensus import COUNTED_STATUSES, contour_geometry
 from annotate.models import Annotation, Dataset, GoldMask, Image
 from annotate.selection import permitted_consent_sql
 from consent.models import Consent
@@ -42,7 +42,7 @@ from games.contour.models import RaceEntry, RaceRoom, RaceSeat, RaceTicket
 from games.engine import contour_race as engine
 from games.engine.common import Event, InvalidMove
 from games.engine.contours import dice as dice_of
-from tessera.db import insert_unless_taken
+from tessera.db import insert_unless_taken, instance_from_row, update_fields
 from tessera.errors import ApplicationError, Conflict, NotPermitted
 from tessera.realtime import broadcast_on_commit
 
@@ -326,20 +326,6 @@ def _lock_sql(*, with_seat: bool) -> str:
     return sql
 
 
-@functools.cache
-def _room_converters() -> tuple[tuple[str, ...], tuple[tuple[Any, list[Any]], ...]]:
-    """The room's field names in column order, and each column's converters from the database
-    value (what the ORM's compiler applies: the backend's, then the field's own)."""
-    fields = RaceRoom._meta.concrete_fields
-    converters = []
-    for f in fields:
-        col = f.get_col(RaceRoom._meta.db_table)
-        converters.append(
-            (col, [*connection.ops.get_db_converters(col), *f.get_db_converters(connection)])
-        )
-    return tuple(f.attname for f in fields), tuple(converters)
-
-
 def _locked(token: uuid.UUID, player_id: int | None = None) -> RaceRoom:
     """The room row, locked for this transaction; with ``player_id``, only if they have a seat
     (one query: the access check and the lock of every move). Read with a plain cursor and the
@@ -352,30 +338,7 @@ def _locked(token: uuid.UUID, player_id: int | None = None) -> RaceRoom:
         row = cursor.fetchone()
     if row is None:
         raise NotPermitted("No such room.")
-    names, converters = _room_converters()
-    values = []
-    for value, (col, funcs) in zip(row, converters, strict=True):
-        for func in funcs:
-            value = func(value, col, connection)
-        values.append(value)
-    return RaceRoom.from_db(connection.alias, list(names), values)
-
-
-@functools.cache
-def _update_sql(fields: tuple[str, ...]) -> str:
-    q = connection.ops.quote_name
-    meta = RaceRoom._meta
-    assignments = ", ".join(f"{q(meta.get_field(f).column)} = %s" for f in fields)
-    return f"UPDATE {q(meta.db_table)} SET {assignments} WHERE {q(meta.pk.column)} = %s"  # noqa: S608
-
-
-def _save(room: RaceRoom, fields: tuple[str, ...]) -> None:
-    """Write ``fields`` of the locked room: one UPDATE whose SQL is written once per field set
-    (what ``QuerySet.update`` does, without building and compiling it on every move)."""
-    meta = RaceRoom._meta
-    values = [meta.get_field(f).get_db_prep_save(getattr(room, f), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(_update_sql(fields), [*values, room.pk])
+    return instance_from_row(RaceRoom, row)
 
 
 def _move_for(message: RoomMessage, pid: str, at: int) -> engine.Move | None:
@@ -510,7 +473,7 @@ def _apply(
     fields = ("state", "wake_at", "status", "updated_at")
     if any(e.kind in META_EVENT_KINDS for e in events):
         fields += ("names", "round_meta")
-    _save(room, fields)
+    update_fields(room, fields)
     _broadcast(room, state, events, notices)
     # After the broadcast (on-commit callbacks run in order): with eager Celery the scoring would
     # otherwise delay the round-end message everyone waits for.
@@ -697,11 +660,7 @@ def _contour_store(room: RaceRoom, event: engine.ContourSubmitted) -> None:
         player_id=player_id,
         idempotency_key=key,
         image_id=image_pk,
-        geometry={
-            "points": [[x, y] for x, y in event.points],
-            "closed": True,
-            "repairs": list(event.repairs),
-        },
+        geometry=contour_geometry(event.points, event.repairs),
         source=Annotation.Source.CONTOUR_RACE,
         response_ms=event.elapsed_ms,
     )
