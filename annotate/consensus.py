@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -619,6 +621,20 @@ def _state_load(blob: bytes):  # type: ignore[no-untyped-def]
 
 
 # --- STAPLE for contours ----------------------------------------------------------------------------
+
+
+def contour_geometry(
+    points: Iterable[Sequence[float]], repairs: Iterable[str], **extra: Any
+) -> dict:
+    """The ``geometry`` of a stored contour annotation: a closed outline's vertices in image pixel
+    coordinates and the repairs validation made (``games.engine.contours``); :func:`contour_points`
+    reads it back."""
+    return {
+        "points": [[x, y] for x, y in points],
+        "closed": True,
+        "repairs": list(repairs),
+        **extra,
+    }
 
 
 def contour_points(geometry: dict) -> np.ndarray:

@@ -29,6 +29,7 @@ from django.db import transaction
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import user_grant_role
+from annotate.consensus import contour_geometry
 from annotate.models import Annotation, Dataset, GoldMask, Image
 from annotate.services import dataset_ensure, image_create
 
@@ -223,12 +224,7 @@ def seed_demo_races(*, dataset: Dataset) -> int:
                 annotation = Annotation.objects.create(
                     image=image,
                     player=racer,
-                    geometry={
-                        "points": [[x, y] for x, y in clean.points],
-                        "closed": True,
-                        "repairs": list(clean.repairs),
-                        "demo": True,
-                    },
+                    geometry=contour_geometry(clean.points, clean.repairs, demo=True),
                     source=Annotation.Source.CONTOUR_RACE,
                     idempotency_key=f"demo-race:{image.pk}",
                     response_ms=elapsed,
