@@ -35,6 +35,18 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` with the project's settings module and only ``env`` besides a shell's."""
+    return subprocess.run(  # noqa: S603 - our own interpreter with a fixed script
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**_clean_env(), **env, "DJANGO_SETTINGS_MODULE": "tessera.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_check_deploy_is_clean_with_production_variables():
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
 
@@ -65,14 +77,7 @@ def test_production_settings_select_the_real_backends():
         "print(s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], "
         "s.CACHES['default']['BACKEND'], s.CELERY_TASK_ALWAYS_EAGER, s.DEBUG)"
     )
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**_clean_env(), **PRODUCTION_ENV, "DJANGO_SETTINGS_MODULE": "tessera.settings"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _python(code, PRODUCTION_ENV)
 
     assert result.stdout.split() == [
         "django.db.backends.postgresql",
@@ -90,14 +95,7 @@ def test_embedded_default_needs_no_variables():
         "s.CACHES['default']['BACKEND'], s.CELERY_TASK_ALWAYS_EAGER, "
         "'WAL' in s.DATABASES['default']['OPTIONS']['init_command'])"
     )
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**_clean_env(), "DJANGO_SETTINGS_MODULE": "tessera.settings"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _python(code, {})
 
     assert result.stdout.split() == [
         "django.db.backends.sqlite3",
@@ -114,24 +112,11 @@ def test_production_database_connections_are_pooled_not_kept():
         "d = s.DATABASES['default']; "
         "print(d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool', {}).get('max_size'))"
     )
-    runs = []
     cases = ({}, {"DATABASE_POOL_SIZE": "4"}, {"DATABASE_POOL_SIZE": "0"})
-    for extra in (*cases, {"DATABASE_CONN_MAX_AGE": "60"}):
-        runs.append(
-            subprocess.run(  # noqa: S603
-                [sys.executable, "-c", code],
-                cwd=ROOT,
-                env={
-                    **_clean_env(),
-                    **PRODUCTION_ENV,
-                    **extra,
-                    "DJANGO_SETTINGS_MODULE": "tessera.settings",
-                },
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-        )
+    runs = [
+        _python(code, {**PRODUCTION_ENV, **extra})
+        for extra in (*cases, {"DATABASE_CONN_MAX_AGE": "60"})
+    ]
 
     # Pooled by default, a size of 0 turns the pool off; kept connections and a pool exclude
     # each other (a clear error, not Django's at the first query).
@@ -164,19 +149,7 @@ def test_the_channel_layer_prefix_carries_the_redis_database():
         "unix:///run/redis.sock",
     )
     for url in urls:
-        result = subprocess.run(  # noqa: S603
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env={
-                **_clean_env(),
-                **PRODUCTION_ENV,
-                "REDIS_URL": url,
-                "DJANGO_SETTINGS_MODULE": "tessera.settings",
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = _python(code, {**PRODUCTION_ENV, "REDIS_URL": url})
         prefixes.append(result.stdout.strip())
 
     assert prefixes == ["tessera.0.", "tessera.3.", "tessera.4.", "tessera.2.", "tessera.0."], (
@@ -191,18 +164,6 @@ def test_race_room_moves_run_on_the_configured_number_of_threads():
         "print(consumers._ROOM_THREADS._max_workers)"
     )
     for env, expected in (({}, "2"), ({"RACE_ROOM_THREADS": "5"}, "5")):
-        result = subprocess.run(  # noqa: S603
-            [sys.executable, "-c", script],
-            cwd=ROOT,
-            env={
-                **_clean_env(),
-                **PRODUCTION_ENV,
-                "DJANGO_SETTINGS_MODULE": "tessera.settings",
-                **env,
-            },
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = _python(script, {**PRODUCTION_ENV, **env})
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == expected
