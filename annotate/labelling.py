@@ -1,13 +1,12 @@
 """Label submission: store a batch of class labels exactly once, whatever the client retries.
 
 A client gives every label an idempotency key. ``Annotation`` has a unique constraint on
-``(player, idempotency_key)``. A batch is first inserted as if all its keys were new, with one
-``INSERT ... RETURNING id`` in a savepoint (two queries in all: the images' status, the insert).
-When any key was stored before (a retried batch, or a concurrent retry that committed first),
-the unique constraint refuses that insert; the savepoint is rolled back and the batch is stored
-again by reading the keys already there and inserting the rest with ``INSERT ... ON CONFLICT DO
-NOTHING``. Either way each label is stored once and every submission gets the stored rows back.
-A key already used for a *different* image or class is a client bug and is refused."""
+``(player, idempotency_key)``. A batch is stored with one ``INSERT ... ON CONFLICT DO NOTHING
+RETURNING`` (two queries in all: the images' status, the insert, in a savepoint). A key stored
+before (a retried batch, or a concurrent retry: the insert waits for it to commit) is skipped by
+the insert, and only those labels are read back. Each label is stored once and every submission
+gets the stored rows back. A key already used for a *different* image or class is a client
+bug and is refused."""
 
 from __future__ import annotations
 
@@ -16,9 +15,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from annotate.models import Annotation, Image
+from tessera import db
 from tessera.errors import ApplicationError, Conflict, NotPermitted
 
 logger = logging.getLogger(__name__)
@@ -99,37 +99,24 @@ def labels_submit(
         idempotency key reused for a different label. Nothing of the batch is stored.
     """
     _check_inputs(labels)
-    try:
-        with transaction.atomic():
-            return _store(player_id, labels, source, allowed_image_ids)
-    except IntegrityError:
-        # A key of this batch is stored already (a retry, or two retries racing): read what is
-        # there, store the rest with ON CONFLICT DO NOTHING and read the batch back.
-        with transaction.atomic():
-            return _store(player_id, labels, source, allowed_image_ids, retried=True)
+    # Refused before anything is written, so the caller's transaction stays usable.
+    datasets = _check_access(labels, allowed_image_ids)
+    # A savepoint inside the caller's transaction: a key reused for another label is refused
+    # after the insert, and the batch's rows go with it.
+    with transaction.atomic():
+        return _store(player_id, labels, source, datasets)
 
 
 def _store(
     player_id: int,
     labels: Sequence[LabelInput],
     source: str,
-    allowed_image_ids: frozenset[int],
-    *,
-    retried: bool = False,
+    datasets: dict[int, tuple[int, int]],
 ) -> list[StoredLabel]:
-    """One attempt at storing a batch (inside a transaction or savepoint).
-
-    The common case (every key new) costs two queries: the images' status and dataset, and one
-    ``INSERT ... RETURNING id``, which raises IntegrityError when a key is taken. ``retried``
-    is the fallback after that: the keys already stored are read first, the rest inserted with
-    ``ON CONFLICT DO NOTHING`` (a racing retry may still commit some of them meanwhile) and
-    the whole batch read back.
-    """
-    keys = [label.idempotency_key for label in labels]
-    stored = _stored_by_key(player_id, keys) if retried else {}
-    before = set(stored)
-    new = [label for label in labels if label.idempotency_key not in before]
-    datasets = _check_access(new, allowed_image_ids)
+    """Store a checked batch (``datasets``: what ``_check_access`` returned) with one ``INSERT
+    ... ON CONFLICT DO NOTHING RETURNING``. A key stored before (a retry, or a retry racing this
+    one: the insert waits for it to commit) is skipped by the insert, and only those labels are
+    then read back."""
     rows = [
         Annotation(
             image_id=label.image_id,
@@ -140,16 +127,21 @@ def _store(
             response_ms=label.response_ms,
             is_counted=label.counted,
         )
-        for label in new
+        for label in labels
     ]
-    if retried:
-        Annotation.objects.bulk_create(rows, ignore_conflicts=True)
-        stored = _stored_by_key(player_id, keys)
-    elif rows:
-        # No ignore_conflicts: the insert returns the new ids, and a key stored before raises
-        # IntegrityError (stored again above with retried=True).
-        for row in Annotation.objects.bulk_create(rows):
+    new = dict(
+        (key, pk)
+        for pk, key in db.insert_many(rows, unless_taken=True, returning=("id", "idempotency_key"))
+    )
+    stored: dict[str, Annotation] = {}
+    for row in rows:
+        if row.idempotency_key in new:
+            row.pk = new[row.idempotency_key]
+            row._state.adding = False
             stored[row.idempotency_key] = row
+    taken = [label.idempotency_key for label in labels if label.idempotency_key not in new]
+    if taken:
+        stored.update(_stored_by_key(player_id, taken))
     result = []
     for label in labels:
         row = stored[label.idempotency_key]
@@ -166,7 +158,7 @@ def _store(
                 label_class_id=row.label_class_id,  # type: ignore[arg-type]
                 response_ms=row.response_ms,
                 is_counted=row.is_counted,
-                created=label.idempotency_key not in before,
+                created=label.idempotency_key in new,
             )
         )
     _count_for_consensus(result, datasets)

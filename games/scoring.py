@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,6 +22,7 @@ from games.models import (
     ScoreDay,
     ServedImage,
 )
+from tessera import db
 from tessera.errors import ApplicationError
 from tessera.realtime import broadcast_on_commit, user_group
 
@@ -77,14 +78,19 @@ def _add_points(player_id: int, points: int) -> None:
     if not points:
         return
     today = timezone.now().date()
-    day = ScoreDay.objects.filter(player_id=player_id, day=today)
-    if not day.update(points=F("points") + points):  # the day's first points: one more query
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE games_scoreday SET points = points + %s WHERE player_id = %s AND day = %s",
+            [points, player_id, connection.ops.adapt_datefield_value(today)],
+        )
+        added = cursor.rowcount > 0
+    if not added:  # the day's first points: one more query
         ScoreDay.objects.get_or_create(player_id=player_id, day=today)
-        day.update(points=F("points") + points)
+        ScoreDay.objects.filter(player_id=player_id, day=today).update(points=F("points") + points)
 
 
 # What a moves request changes in PlayerStats (delayed points are paid elsewhere).
-_STATS_FIELDS = [
+_STATS_FIELDS = (
     "days_played",
     "last_played_on",
     "labels",
@@ -98,7 +104,7 @@ _STATS_FIELDS = [
     "flagged_as_bot",
     "league",
     "updated_at",
-]
+)
 
 
 def _lock_or_create(model, **keys):  # type: ignore[no-untyped-def]
@@ -114,7 +120,35 @@ def _lock_or_create(model, **keys):  # type: ignore[no-untyped-def]
 
 
 def player_stats_locked(player_id: int) -> PlayerStats:
-    return _lock_or_create(PlayerStats, player_id=player_id)
+    """The player's counters, locked until commit (created on their first moves). Every moves
+    request reads this row: its SQL is written once (``tessera.db``)."""
+    stats = db.instance(PlayerStats, "player_id = %s", [player_id], lock=True)
+    return stats if stats is not None else _lock_or_create(PlayerStats, player_id=player_id)
+
+
+_DATASET_COUNTS_SQL = (
+    "UPDATE games_playerdatasetstats SET gold_answers = gold_answers + %s,"
+    " gold_correct = gold_correct + %s, labels = labels + %s, too_fast = too_fast + %s"
+    " WHERE player_id = %s AND dataset_id = %s"
+)
+
+
+def _add_dataset_counts(player_id: int, dataset_id: int, tally: MoveTally) -> bool:
+    """The increments of ``_record_dataset_moves`` as one statement written once; False when
+    the player has no row for the dataset yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _DATASET_COUNTS_SQL,
+            [
+                tally.gold_answers,
+                tally.gold_correct,
+                tally.labels,
+                tally.too_fast,
+                player_id,
+                dataset_id,
+            ],
+        )
+        return cursor.rowcount > 0
 
 
 def _record_dataset_moves(player_id: int, dataset_id: int, tally: MoveTally) -> None:
@@ -131,7 +165,7 @@ def _record_dataset_moves(player_id: int, dataset_id: int, tally: MoveTally) -> 
         "too_fast": F("too_fast") + tally.too_fast,
     }
     row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset_id=dataset_id)
-    if not row.update(**increments):
+    if not _add_dataset_counts(player_id, dataset_id, tally):
         _lock_or_create(PlayerDatasetStats, player_id=player_id, dataset_id=dataset_id)
         row.update(**increments)
     if tally.level_won:
@@ -180,7 +214,8 @@ def stats_record_moves(
     stats.league = progression.league(
         progression.SkillMetrics(gold_answers=stats.gold_answers, gold_correct=stats.gold_correct)
     )
-    stats.save(update_fields=_STATS_FIELDS)
+    stats.updated_at = timezone.now()
+    db.update_fields(stats, _STATS_FIELDS)
     _add_points(player_id, tally.points)
     return _award_badges(stats, before)
 

@@ -91,3 +91,95 @@ def update_fields(obj: Model, fields: tuple[str, ...]) -> None:
     values = [meta.get_field(f).get_db_prep_save(getattr(obj, f), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(_update_sql(type(obj), fields), [*values, obj.pk])
+
+
+@functools.cache
+def _select_sql(model: type[Model], where: str, order_by: str, lock: bool) -> str:
+    meta = model._meta
+    q = connection.ops.quote_name
+    columns = ", ".join(q(f.column) for f in meta.concrete_fields)
+    sql = f"SELECT {columns} FROM {q(meta.db_table)} WHERE {where}"  # noqa: S608
+    if order_by:
+        sql += f" ORDER BY {order_by}"
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return sql
+
+
+def instances(
+    model: type[M],
+    where: str,
+    params: Sequence[Any],
+    *,
+    order_by: str = "",
+    lock: bool = False,
+) -> list[M]:
+    """The rows of ``model`` that match ``where`` (SQL over its columns, ``%s`` for each of
+    ``params``, which must be database values: ``Field.get_db_prep_value``), as instances.
+
+    The statement is written once per model and condition, not built and compiled by the ORM
+    on every call: for the few reads a hot request repeats. ``lock`` adds ``FOR UPDATE`` where
+    the database has it (the row stays locked until the transaction ends).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_select_sql(model, where, order_by, lock), list(params))
+        rows = cursor.fetchall()
+    return [instance_from_row(model, row) for row in rows]
+
+
+def instance(model: type[M], where: str, params: Sequence[Any], *, lock: bool = False) -> M | None:
+    """The one row of ``model`` that matches ``where``, or None (see ``instances``)."""
+    found = instances(model, where, params, lock=lock)
+    return found[0] if found else None
+
+
+def prefetched(obj: Model, name: str, related: list[Model]) -> None:
+    """Give ``obj`` its reverse relation ``name`` as ``prefetch_related(name)`` would, from rows
+    read some other way: ``obj.<name>.all()`` then returns ``related`` without a query."""
+    manager = getattr(obj, name)
+    queryset = manager.get_queryset()
+    queryset._result_cache = list(related)
+    queryset._prefetch_done = True
+    if not hasattr(obj, "_prefetched_objects_cache"):
+        obj._prefetched_objects_cache = {}
+    obj._prefetched_objects_cache[name] = queryset
+
+
+@functools.cache
+def _insert_many_sql(
+    model: type[Model], n: int, unless_taken: bool, returning: tuple[str, ...]
+) -> tuple[str, tuple[Field, ...]]:
+    meta = model._meta
+    q = connection.ops.quote_name
+    fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
+    columns = ", ".join(q(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = f"INSERT INTO {q(meta.db_table)} ({columns}) VALUES {', '.join([row] * n)}"  # noqa: S608
+    if unless_taken:
+        sql += " ON CONFLICT DO NOTHING"
+    if returning:
+        sql += " RETURNING " + ", ".join(q(meta.get_field(f).column) for f in returning)
+    return sql, fields
+
+
+def insert_many(
+    objs: Sequence[Model], *, unless_taken: bool = False, returning: tuple[str, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """INSERT ``objs`` (all of one model) in one statement written once per model and count:
+    what ``bulk_create`` does, without building its query on every call.
+
+    Field defaults and ``auto_now_add`` apply as in ``save()``; signals are not sent and the
+    objects do not get their primary keys (ask for them with ``returning``). A unique conflict
+    raises ``IntegrityError``, or with ``unless_taken`` skips that row (``ON CONFLICT DO
+    NOTHING``: no savepoint needed inside a transaction). Returns the ``returning`` columns of
+    the rows inserted (raw database values), none for the rows skipped.
+    """
+    if not objs:
+        return []
+    sql, fields = _insert_many_sql(type(objs[0]), len(objs), unless_taken, returning)
+    values = [
+        f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in objs for f in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchall() if returning else []

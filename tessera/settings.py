@@ -176,6 +176,10 @@ CELERY_BROKER_URL = _CELERY_BROKER or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = not _CELERY_BROKER
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
+# Nobody waits on a task's return value (ping, which reports back, says otherwise): with a Redis
+# result backend every task sent would otherwise subscribe the sending web process to its result
+# channel for good (celery/celery#3808), a cost on every request that queues one.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

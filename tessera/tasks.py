@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db import connection
 
 
-@shared_task
+@shared_task(ignore_result=False)
 def ping() -> dict[str, object]:
     """Prove that a task really ran where it was sent: the executing process and its database."""
     with connection.cursor() as cursor:

@@ -108,7 +108,7 @@ def test_malformed_batches_are_refused(volunteer, labels, message):
 
 
 def test_a_batch_partly_stored_before_stores_only_the_rest(volunteer, setup, monkeypatch):
-    """The insert of the whole batch hits the unique key of ``k0``; the batch is stored again."""
+    """The insert skips the key ``k0`` stored before; only that label is read back."""
     from annotate import labelling
 
     cls, images = setup
@@ -126,8 +126,7 @@ def test_a_batch_partly_stored_before_stores_only_the_rest(volunteer, setup, mon
 
     stored = _submit(volunteer, batch, allowed)
 
-    # No read before the first insert; after it failed: read, insert the rest, read back.
-    assert len(reads) == 2
+    assert reads == [["k0"]]
     assert [s.created for s in stored] == [False, True, True]
     assert stored[0].annotation_id == other.annotation_id
     assert sorted(Annotation.objects.values_list("idempotency_key", flat=True)) == [
@@ -137,32 +136,31 @@ def test_a_batch_partly_stored_before_stores_only_the_rest(volunteer, setup, mon
     ]
 
 
-def test_a_retry_that_commits_between_read_and_insert_is_not_duplicated(
+def test_a_retry_that_commits_just_before_the_insert_is_not_duplicated(
     volunteer, setup, monkeypatch
 ):
-    """Two retries racing: the other one stored ``k1`` after this one read the stored keys."""
+    """Two retries racing: the other one stores ``k1`` after this one checked the images."""
     from annotate import labelling
 
     cls, images = setup
     batch = [LabelInput(f"k{i}", img.pk, cls.pk, 900) for i, img in enumerate(images)]
     allowed = [img.pk for img in images]
     _submit(volunteer, batch[:1], allowed)
-    real = labelling._stored_by_key
-    reads = []
+    real = labelling._check_access
+    checks = []
 
-    def racing_read(player_id, keys):
-        reads.append(list(keys))
-        if len(reads) == 1:  # the read sees k0; the other retry commits k1 right after it
-            found = real(player_id, keys)
+    def racing_check(labels, allowed_ids):
+        checks.append(len(labels))
+        found = real(labels, allowed_ids)
+        if len(checks) == 1:  # the other retry commits k1 right after this check
             _submit(volunteer, batch[1:2], allowed)
-            return found
-        return real(player_id, keys)
+        return found
 
-    monkeypatch.setattr(labelling, "_stored_by_key", racing_read)
+    monkeypatch.setattr(labelling, "_check_access", racing_check)
 
     stored = _submit(volunteer, batch, allowed)
 
-    assert len(reads) == 2
+    assert [s.created for s in stored] == [False, False, True]
     assert len({s.annotation_id for s in stored}) == 3
     assert Annotation.objects.count() == 3
     assert sorted(Annotation.objects.values_list("idempotency_key", flat=True)) == [
@@ -177,7 +175,7 @@ def test_a_batch_costs_two_queries(volunteer, setup, django_assert_num_queries):
     batch = [LabelInput(f"q{i}", img.pk, cls.pk, 900) for i, img in enumerate(images)]
 
     # Status and dataset of the images, one INSERT ... RETURNING (plus the savepoint pair
-    # around them); no read of stored keys while every key is new.
+    # around it); no read of stored keys while every key is new.
     with django_assert_num_queries(4):
         stored = _submit(volunteer, batch, [img.pk for img in images])
 

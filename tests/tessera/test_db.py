@@ -1,4 +1,4 @@
-"""tessera.db: the written-once INSERT that skips a row a unique constraint already holds."""
+"""tessera.db: SQL written once per model for hot paths, read and written as the ORM would."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import pytest
 from django.db import transaction
 
 from accounts.models import User
+from annotate.models import LabelClass
+from annotate.services import dataset_ensure
+from tessera import db
 from tessera.db import insert_unless_taken
 
 pytestmark = pytest.mark.django_db
@@ -27,3 +30,56 @@ def test_a_taken_row_is_skipped_and_the_transaction_goes_on():
         User.objects.create(username="cai")
     assert User.objects.get(username="ben").email == "first@example.org"
     assert User.objects.filter(username="cai").exists()
+
+
+def test_instances_are_read_with_the_orms_conversions_in_the_asked_order():
+    dataset = dataset_ensure(
+        slug="cxr", name="CXR", classes=[("n", "Normal"), ("p", "Pneumonia")], modality="CR"
+    )
+    rows = db.instances(LabelClass, "dataset_id = %s", [dataset.pk], order_by='"order" DESC')
+    expected = list(LabelClass.objects.filter(dataset=dataset).order_by("-order"))
+    assert rows == expected
+    assert [(r.code, r.name, r.dataset_id) for r in rows] == [
+        (e.code, e.name, e.dataset_id) for e in expected
+    ]
+    assert db.instance(LabelClass, "code = %s AND dataset_id = %s", ["x", dataset.pk]) is None
+
+
+def test_a_locked_read_returns_the_row_inside_a_transaction():
+    user = User.objects.create(username="dee", email="dee@example.org")
+    with transaction.atomic():
+        locked = db.instance(User, "id = %s", [user.pk], lock=True)
+    assert locked == user and locked.date_joined == user.date_joined
+
+
+def test_a_related_set_given_as_prefetched_is_served_without_a_query(
+    django_assert_num_queries,
+):
+    dataset = dataset_ensure(slug="d", name="D", classes=[("a", "A"), ("b", "B")], modality="CR")
+    classes = db.instances(LabelClass, "dataset_id = %s", [dataset.pk], order_by='"order"')
+    db.prefetched(dataset, "classes", classes)
+    with django_assert_num_queries(0):
+        assert list(dataset.classes.all()) == classes
+
+
+def test_many_rows_are_inserted_at_once_and_taken_ones_are_skipped():
+    User.objects.create(username="eve", email="first@example.org")
+    users = [User(username=name, email=f"{name}@example.org") for name in ("fay", "eve", "gus")]
+    with transaction.atomic():
+        got = db.insert_many(users, unless_taken=True, returning=("id", "username"))
+        assert sorted(name for _, name in got) == ["fay", "gus"]  # the taken one skipped
+        User.objects.create(username="hal")  # the transaction is still usable
+    stored = {u.username: u.pk for u in User.objects.all()}
+    assert {name: pk for pk, name in got} == {"fay": stored["fay"], "gus": stored["gus"]}
+    assert User.objects.get(username="eve").email == "first@example.org"
+    assert User.objects.get(username="gus").date_joined is not None
+
+
+def test_written_fields_change_only_that_row():
+    a = User.objects.create(username="ida", email="a@example.org")
+    b = User.objects.create(username="jon", email="b@example.org")
+    a.email, a.first_name = "new@example.org", "Ida"
+    db.update_fields(a, ("email",))
+    assert User.objects.get(pk=a.pk).email == "new@example.org"
+    assert User.objects.get(pk=a.pk).first_name == ""  # not among the fields written
+    assert User.objects.get(pk=b.pk).email == "b@example.org"
