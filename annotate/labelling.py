@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from annotate.models import Annotation, Image
 from tessera import db
@@ -193,6 +193,9 @@ def _count_for_consensus(
         )
 
 
+_PUBLIC_ID = Image._meta.get_field("public_id")
+
+
 def _check_access(
     labels: Sequence[LabelInput], allowed_image_ids: frozenset[int]
 ) -> dict[int, tuple[int, int]]:
@@ -205,9 +208,15 @@ def _check_access(
     image_ids = {label.image_id for label in labels}
     if not image_ids <= allowed_image_ids:
         raise NotPermitted("You can only label images you were given in this game.")
-    rows = Image.objects.filter(pk__in=image_ids).values_list(
-        "pk", "dataset_id", "dataset__consensus_every", "public_id", "status"
-    )
+    marks = ", ".join(["%s"] * len(image_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.id, i.dataset_id, d.consensus_every, i.public_id, i.status"  # noqa: S608
+            " FROM annotate_image i JOIN annotate_dataset d ON d.id = i.dataset_id"
+            f" WHERE i.id IN ({marks})",
+            list(image_ids),
+        )
+        rows = cursor.fetchall()
     datasets = {}
     for pk, dataset_id, every, public_id, status in rows:
         datasets[pk] = (dataset_id, every)
@@ -220,6 +229,6 @@ def _check_access(
         )
         raise Conflict(
             f"This image {reason}; its label cannot be accepted.",
-            extra={"image": str(public_id), "status": status},
+            extra={"image": str(_PUBLIC_ID.to_python(public_id)), "status": status},
         )
     return datasets

@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
-from annotate.models import Dataset, PlayerSkill
+from annotate.models import Dataset
 from games.engine import progression
 from games.engine.match3 import LevelConfig
 from games.levels import LEVEL_TITLES, dataset_levels, reference_images
 from games.models import GameSession, PlayerBadge, PlayerDatasetStats, PlayerStats, ScoreDay
+from tessera import db
 from tessera.errors import NotPermitted
 
 
@@ -22,12 +24,18 @@ def player_dataset_progress(
     """This player's reliability on ``dataset`` and the levels they completed (two queries)."""
     n_classes = max(2, len(dataset.classes.all()))
     # The Dawid–Skene accuracy is the consensus model's own (annotate.PlayerSkill).
-    ds_accuracy = (
-        PlayerSkill.objects.filter(player_id=player_id, dataset=dataset)
-        .values_list("accuracy", flat=True)
-        .first()
+    # Read on every level start and refill: SQL written once (tessera.db), not built by the ORM.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT accuracy FROM annotate_playerskill WHERE player_id = %s AND dataset_id = %s"
+            " ORDER BY id LIMIT 1",
+            [player_id, dataset.pk],
+        )
+        found = cursor.fetchone()
+    ds_accuracy = found[0] if found else None
+    row = db.instance(
+        PlayerDatasetStats, "player_id = %s AND dataset_id = %s", [player_id, dataset.pk]
     )
-    row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset=dataset).first()
     if row is None:
         return progression.SkillMetrics(n_classes=n_classes, ds_accuracy=ds_accuracy), frozenset()
     metrics = progression.SkillMetrics(

@@ -102,25 +102,14 @@ Served = dict[str, tuple[int, str]]  # public id -> (image pk, status) of a sess
 def _serve(session: GameSession, image_ids: list[int]) -> set[int]:
     """Record ``image_ids`` as served in ``session``; returns those this session got.
 
-    One INSERT in the common case. When another session of this player took some of the same
-    images at the same moment, the unique (player, image) constraint refuses it: the rows are
-    then inserted with ON CONFLICT DO NOTHING and this session keeps what it got.
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` written once (``tessera.db``): when
+    another session of this player took some of the same images at the same moment, the unique
+    (player, image) constraint skips those rows and this session keeps what it got.
     """
     rows = [
         ServedImage(player_id=session.player_id, image_id=pk, session=session) for pk in image_ids
     ]
-    try:
-        with transaction.atomic():
-            ServedImage.objects.bulk_create(rows)
-        return set(image_ids)
-    except IntegrityError:
-        pass
-    ServedImage.objects.bulk_create(rows, ignore_conflicts=True)
-    return set(
-        ServedImage.objects.filter(session=session, image_id__in=image_ids).values_list(
-            "image_id", flat=True
-        )
-    )
+    return {pk for (pk,) in db.insert_many(rows, unless_taken=True, returning=("image_id",))}
 
 
 class _Supplier:

@@ -55,6 +55,19 @@ def test_rotating_the_token_revokes_the_old_one(api_client, volunteer):
     assert api_client.get("/api/v1/me/").status_code == 200
 
 
+def test_a_deactivated_accounts_token_is_refused(api_client, volunteer):
+    key = api_token_rotate(user=volunteer).key
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api_client.get("/api/v1/me/").json()["username"] == volunteer.username
+
+    volunteer.is_active = False
+    volunteer.save(update_fields=["is_active"])
+
+    response = api_client.get("/api/v1/me/")
+    assert response.status_code == 401
+    assert response.json()["message"] == "User inactive or deleted."
+
+
 def test_account_page_shows_a_new_token_once(client, volunteer):
     client.force_login(volunteer)
 
