@@ -70,9 +70,15 @@ LEVEL_TITLES = {
 
 
 def _references(dataset: Dataset) -> tuple[tuple[tuple[str, ...], ...], tuple[int, ...]]:
+    # Kept on the instance too: a level start asks three times, and each ask of the shared
+    # cache is a round trip and an unpickling.
+    memo = dataset.__dict__.get("_tessera_references")
+    if memo is not None:
+        return memo
     key = f"games:refs:{dataset.pk}"
     cached = cache.get(key)
     if cached is not None:
+        dataset._tessera_references = cached  # type: ignore[attr-defined]
         return cached
     base = eligible_images(dataset=dataset, player_id=0)
     rows = [
@@ -88,6 +94,7 @@ def _references(dataset: Dataset) -> tuple[tuple[tuple[str, ...], ...], tuple[in
         tuple(pk for per_class in rows for pk, _ in per_class),
     )
     cache.set(key, result, _CACHE_SECONDS)
+    dataset._tessera_references = result  # type: ignore[attr-defined]
     return result
 
 

@@ -22,7 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotate.labelling import LabelInput, labels_submit
-from annotate.models import Annotation, Dataset, Image, LabelClass
+from annotate.models import Annotation, Dataset, Image
 from annotate.selection import next_images_select
 from games.engine import match3, progression
 from games.engine.common import InvalidMove
@@ -30,6 +30,7 @@ from games.levels import reference_image_pks
 from games.models import GameSession, ServedImage, SessionMove
 from games.scoring import MoveTally, player_stats_locked, stats_record_moves
 from games.selectors import (
+    dataset_with_classes,
     levels_for_dataset,
     player_dataset_metrics,
     player_dataset_progress,
@@ -194,9 +195,11 @@ def session_start(*, player_id: int, dataset: Dataset, level_id: str) -> Session
     Raises ``NotPermitted`` for a level that does not exist or is still locked, and ``Conflict``
     when the dataset has no image left for this player.
     """
-    open_session = GameSession.objects.filter(
-        player_id=player_id, dataset=dataset, level_id=level_id, status=GameSession.Status.PLAYING
-    ).first()
+    open_session = db.instance(
+        GameSession,
+        "player_id = %s AND dataset_id = %s AND level_id = %s AND status = %s",
+        [player_id, dataset.pk, level_id, GameSession.Status.PLAYING.value],
+    )
     if open_session is not None:
         return session_resume(player_id=player_id, token=open_session.token)
     levels = {lv.level_id: lv for lv in levels_for_dataset(dataset=dataset)}
@@ -226,7 +229,8 @@ def session_start(*, player_id: int, dataset: Dataset, level_id: str) -> Session
                 raise Conflict("You have seen every image of this dataset. Thank you!")
             session.state = state.to_dict()
             _mark_shown(session, state, now_ms())
-            session.save(update_fields=["state", "shown_at", "updated_at"])
+            session.updated_at = timezone.now()
+            db.update_fields(session, ("state", "shown_at", "updated_at"))
     except IntegrityError:
         # A second tab started the same level at the same moment: resume that one.
         existing = GameSession.objects.get(
@@ -250,13 +254,8 @@ def _session_for_player(player_id: int, token: UUID, *, lock: bool) -> GameSessi
     )
     if session is None:
         raise NotPermitted("No such game.")
-    dataset = db.instance(Dataset, "id = %s", [session.dataset_id])
+    dataset = dataset_with_classes("id = %s", [session.dataset_id])
     assert dataset is not None  # noqa: S101 - a protected foreign key
-    db.prefetched(
-        dataset,
-        "classes",
-        db.instances(LabelClass, "dataset_id = %s", [dataset.pk], order_by='"order", id'),
-    )
     session.dataset = dataset
     return session
 
