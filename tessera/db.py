@@ -153,8 +153,16 @@ def _insert_many_sql(
     q = connection.ops.quote_name
     fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
     columns = ", ".join(q(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = f"INSERT INTO {q(meta.db_table)} ({columns}) VALUES {', '.join([row] * n)}"  # noqa: S608
+    if connection.vendor == "postgresql":
+        # One array per column, as Django's bulk_create does there: the statement has a
+        # placeholder per column, not per value, so it stays short and psycopg parses it once
+        # (a statement over 4 KiB or 50 parameters is parsed again on every call).
+        arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in fields)
+        rows = f"SELECT * FROM UNNEST({arrays})"  # noqa: S608 - column types only
+    else:
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        rows = "VALUES " + ", ".join([row] * n)
+    sql = f"INSERT INTO {q(meta.db_table)} ({columns}) {rows}"  # noqa: S608
     if unless_taken:
         sql += " ON CONFLICT DO NOTHING"
     if returning:
@@ -165,8 +173,8 @@ def _insert_many_sql(
 def insert_many(
     objs: Sequence[Model], *, unless_taken: bool = False, returning: tuple[str, ...] = ()
 ) -> list[tuple[Any, ...]]:
-    """INSERT ``objs`` (all of one model) in one statement written once per model and count:
-    what ``bulk_create`` does, without building its query on every call.
+    """INSERT ``objs`` (all of one model) in one statement written once per model (and, but on
+    PostgreSQL, per count): what ``bulk_create`` does, without building its query on every call.
 
     Field defaults and ``auto_now_add`` apply as in ``save()``; signals are not sent and the
     objects do not get their primary keys (ask for them with ``returning``). A unique conflict
@@ -176,10 +184,18 @@ def insert_many(
     """
     if not objs:
         return []
-    sql, fields = _insert_many_sql(type(objs[0]), len(objs), unless_taken, returning)
-    values = [
-        f.get_db_prep_save(f.pre_save(obj, add=True), connection) for obj in objs for f in fields
+    unnest = connection.vendor == "postgresql"
+    sql, fields = _insert_many_sql(
+        type(objs[0]), 0 if unnest else len(objs), unless_taken, returning
+    )
+    rows = [
+        [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objs
     ]
+    values = (
+        [list(column) for column in zip(*rows, strict=True)]
+        if unnest
+        else [v for row in rows for v in row]
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         return cursor.fetchall() if returning else []

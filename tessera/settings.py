@@ -135,7 +135,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one connection pool per process instead of one per request thread.
+            "BACKEND": "tessera.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "tessera",
         }
@@ -180,6 +181,9 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or No
 # result backend every task sent would otherwise subscribe the sending web process to its result
 # channel for good (celery/celery#3808), a cost on every request that queues one.
 CELERY_TASK_IGNORE_RESULT = True
+# One result backend object per process: Celery builds one per thread otherwise, and under ASGI
+# every request is a thread of its own (a new Redis client and pool for each task sent).
+CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -75,7 +75,7 @@ def test_cache_is_redis():
     key = f"probe:{uuid.uuid4().hex}"
     cache.set(key, "value", timeout=30)
 
-    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert settings.CACHES["default"]["BACKEND"] == "tessera.cache.RedisCache"
     assert cache.get(key) == "value"
     client = cache._cache.get_client(key)
     assert client.exists(cache.make_and_validate_key(key)) == 1

@@ -82,7 +82,7 @@ def test_production_settings_select_the_real_backends():
     assert result.stdout.split() == [
         "django.db.backends.postgresql",
         "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "django.core.cache.backends.redis.RedisCache",
+        "tessera.cache.RedisCache",
         "False",
         "False",
     ], result.stderr
