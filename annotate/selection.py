@@ -252,6 +252,19 @@ def _random_slice(
     return chosen
 
 
+_RANKED_SQL = (
+    f"SELECT image_id FROM {ImagePriority._meta.db_table} WHERE dataset_id = %s"  # noqa: S608
+    " ORDER BY priority DESC, image_id LIMIT %s OFFSET %s"
+)
+
+
+def _ranked(dataset_id: int, offset: int, window: int) -> list[int]:
+    """One window of the dataset's images by falling priority (SQL written once)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RANKED_SQL, [dataset_id, window, offset])
+        return [image_id for (image_id,) in cursor.fetchall()]
+
+
 def _prioritised(
     candidates: _Candidates, dataset_id: int, count: int, rng: np.random.Generator
 ) -> list[Selected]:
@@ -263,14 +276,9 @@ def _prioritised(
     """
     if count <= 0:
         return []
-    ranked = (
-        ImagePriority.objects.filter(dataset_id=dataset_id)
-        .order_by("-priority", "image_id")
-        .values_list("image_id", flat=True)
-    )
     window, chosen, offset = max(4 * count, 100), [], 0
     while len(chosen) < count and offset < PRIORITY_WALK_LIMIT:
-        ids = list(ranked[offset : offset + window])
+        ids = _ranked(dataset_id, offset, window)
         if not ids:
             break
         rows = {row[0]: row for row in candidates.among(ids)}
