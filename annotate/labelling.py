@@ -129,10 +129,8 @@ def _store(
         )
         for label in labels
     ]
-    new = dict(
-        (key, pk)
-        for pk, key in db.insert_many(rows, unless_taken=True, returning=("id", "idempotency_key"))
-    )
+    inserted = db.insert_many(rows, unless_taken=True, returning=("id", "idempotency_key"))
+    new = {key: pk for pk, key in inserted}
     stored: dict[str, Annotation] = {}
     for row in rows:
         if row.idempotency_key in new:

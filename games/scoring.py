@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from annotate.models import Annotation, Image
@@ -74,19 +74,23 @@ def _award_badges(stats: PlayerStats, before: progression.PlayerStats) -> list[s
     return list(new)
 
 
+def _add_day_points(player_id: int, day: dt.date, points: int) -> bool:
+    """Add ``points`` to the player's row of ``day``; False when there is none yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE games_scoreday SET points = points + %s WHERE player_id = %s AND day = %s",
+            [points, player_id, connection.ops.adapt_datefield_value(day)],
+        )
+        return cursor.rowcount > 0
+
+
 def _add_points(player_id: int, points: int) -> None:
     if not points:
         return
     today = timezone.now().date()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE games_scoreday SET points = points + %s WHERE player_id = %s AND day = %s",
-            [points, player_id, connection.ops.adapt_datefield_value(today)],
-        )
-        added = cursor.rowcount > 0
-    if not added:  # the day's first points: one more query
+    if not _add_day_points(player_id, today, points):  # the day's first points: one more query
         ScoreDay.objects.get_or_create(player_id=player_id, day=today)
-        ScoreDay.objects.filter(player_id=player_id, day=today).update(points=F("points") + points)
+        _add_day_points(player_id, today, points)
 
 
 # What a moves request changes in PlayerStats (delayed points are paid elsewhere).
@@ -158,17 +162,11 @@ def _record_dataset_moves(player_id: int, dataset_id: int, tally: MoveTally) -> 
     first answers there, and read (locked) only when the request won a level, to add it to
     ``completed_levels``.
     """
-    increments = {
-        "gold_answers": F("gold_answers") + tally.gold_answers,
-        "gold_correct": F("gold_correct") + tally.gold_correct,
-        "labels": F("labels") + tally.labels,
-        "too_fast": F("too_fast") + tally.too_fast,
-    }
-    row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset_id=dataset_id)
     if not _add_dataset_counts(player_id, dataset_id, tally):
         _lock_or_create(PlayerDatasetStats, player_id=player_id, dataset_id=dataset_id)
-        row.update(**increments)
+        _add_dataset_counts(player_id, dataset_id, tally)
     if tally.level_won:
+        row = PlayerDatasetStats.objects.filter(player_id=player_id, dataset_id=dataset_id)
         ds = row.select_for_update().get()
         if tally.level_id not in ds.completed_levels:
             ds.completed_levels = [*ds.completed_levels, tally.level_id]
@@ -214,7 +212,6 @@ def stats_record_moves(
     stats.league = progression.league(
         progression.SkillMetrics(gold_answers=stats.gold_answers, gold_correct=stats.gold_correct)
     )
-    stats.updated_at = timezone.now()
     db.update_fields(stats, _STATS_FIELDS)
     _add_points(player_id, tally.points)
     return _award_badges(stats, before)

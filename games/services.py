@@ -229,7 +229,6 @@ def session_start(*, player_id: int, dataset: Dataset, level_id: str) -> Session
                 raise Conflict("You have seen every image of this dataset. Thank you!")
             session.state = state.to_dict()
             _mark_shown(session, state, now_ms())
-            session.updated_at = timezone.now()
             db.update_fields(session, ("state", "shown_at", "updated_at"))
     except IntegrityError:
         # A second tab started the same level at the same moment: resume that one.
@@ -322,13 +321,15 @@ _SERVED_SQL = (
 )
 
 
+_PUBLIC_ID = Image._meta.get_field("public_id")
+
+
 def _served(session: GameSession) -> Served:
     """The session's images: public id -> (image pk, status)."""
-    public_id = Image._meta.get_field("public_id")
     with connection.cursor() as cursor:
         cursor.execute(_SERVED_SQL, [session.pk])
         rows = cursor.fetchall()
-    return {str(public_id.to_python(pid)): (pk, status) for pk, pid, status in rows}
+    return {str(_PUBLIC_ID.to_python(pid)): (pk, status) for pk, pid, status in rows}
 
 
 def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInput]) -> SessionView:
@@ -480,7 +481,6 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
         if ended:
             session.ended_at = timezone.now()
         _mark_shown(session, state, now_ms())
-        session.updated_at = timezone.now()
         db.update_fields(
             session, ("state", "score", "status", "ended_at", "shown_at", "updated_at")
         )

@@ -86,9 +86,13 @@ def _update_sql(model: type[Model], fields: tuple[str, ...]) -> str:
 def update_fields(obj: Model, fields: tuple[str, ...]) -> None:
     """Write ``fields`` of ``obj``'s row: one UPDATE whose SQL is written once per model and field
     set (what ``QuerySet.filter(pk=...).update(...)`` does, without building and compiling it on
-    every call). Values are prepared as ``save()`` prepares them; ``auto_now`` is not applied."""
+    every call). Values are prepared as ``save()`` prepares them, ``auto_now`` included: a
+    field of ``fields`` that has it is set to now on ``obj`` too."""
     meta = type(obj)._meta
-    values = [meta.get_field(f).get_db_prep_save(getattr(obj, f), connection) for f in fields]
+    values = [
+        meta.get_field(f).get_db_prep_save(meta.get_field(f).pre_save(obj, add=False), connection)
+        for f in fields
+    ]
     with connection.cursor() as cursor:
         cursor.execute(_update_sql(type(obj), fields), [*values, obj.pk])
 

@@ -467,7 +467,6 @@ def _apply(
     room.wake_at = engine.next_wakeup(state)
     if state.phase == engine.CLOSED:
         room.status = RaceRoom.Status.CLOSED
-    room.updated_at = timezone.now()
     # The hot path (ready, progress, presence): one UPDATE of the state; names and the round's
     # pictures change only with a phase (a new round, its scores) or a new participant.
     fields = ("state", "wake_at", "status", "updated_at")

@@ -83,3 +83,16 @@ def test_written_fields_change_only_that_row():
     assert User.objects.get(pk=a.pk).email == "new@example.org"
     assert User.objects.get(pk=a.pk).first_name == ""  # not among the fields written
     assert User.objects.get(pk=b.pk).email == "b@example.org"
+
+
+def test_written_fields_with_auto_now_get_the_current_time():
+    from games.models import PlayerStats
+
+    user = User.objects.create(username="kim")
+    stats = PlayerStats.objects.create(player=user)
+    before = stats.updated_at
+    stats.labels = 3
+    db.update_fields(stats, ("labels", "updated_at"))
+    stored = PlayerStats.objects.get(pk=stats.pk)
+    assert stored.labels == 3 and stored.updated_at > before
+    assert stats.updated_at == stored.updated_at
