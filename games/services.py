@@ -160,9 +160,7 @@ class _Supplier:
                 if s.image_id in mine
             }
         )
-        return match3.apply(
-            state, match3.SupplyTiles(tiles, exhausted=len(chosen) < count), match3.rng_for(state)
-        )
+        return match3.apply(state, match3.SupplyTiles(tiles, exhausted=len(chosen) < count))
 
     def feed(
         self, state: match3.Match3State, events: list[Any]
@@ -395,7 +393,7 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
                     )
                     raise InvalidMove(f"This image {reason}; its label cannot be accepted.")
                 engine_move = _engine_move(move, state, session, at_ms)
-                state, events = match3.apply(state, engine_move, match3.rng_for(state))
+                state, events = match3.apply(state, engine_move)
             except InvalidMove as exc:
                 results.append(MoveResult(move.key, "rejected", message=str(exc)))
                 new_moves.append(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,5 +20,8 @@ class Event:
     kind: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``{"kind": ..., <fields>}`` (tuples become lists when serialised)."""
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        """JSON-ready form: ``{"kind": ..., <fields>}`` (tuples become lists when serialised).
+
+        Fields hold numbers, strings and tuples of them, all immutable, so they are shared rather
+        than deep-copied as ``dataclasses.asdict`` would."""
+        return {"kind": self.kind, **vars(self)}

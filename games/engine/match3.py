@@ -29,10 +29,10 @@ whatever class finishes a line. Four things keep the honest answer the best one:
    residual bias towards line-completing classes.
 
 Moves (:data:`Move`): :class:`Judge`, :class:`Swap`, :class:`SupplyTiles` (the service answering a
-:class:`NeedTiles` request), :class:`Quit`. ``apply(state, move, rng)`` returns ``(state, events)`` and
-never mutates its input; the only randomness (reshuffling a dead board) comes from ``rng``; use
-:func:`rng_for` to derive a reproducible generator from the persisted state. State round-trips through
-JSON with :meth:`Match3State.to_dict` / :meth:`Match3State.from_dict`.
+:class:`NeedTiles` request), :class:`Quit`. ``apply(state, move)`` returns ``(state, events)`` and
+never mutates its input; the only randomness (reshuffling a dead board) comes from a generator
+derived from the persisted state's seed and step (:func:`rng_for`), or from the ``rng`` passed to
+``apply(state, move, rng)``. State round-trips through JSON with :meth:`Match3State.to_dict` / :meth:`Match3State.from_dict`.
 
 Coordinates: ``board[row][col]``, row 0 at the top; gems fall towards higher rows.
 """
@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -364,6 +364,20 @@ class Match3State:
         )
 
 
+_STATE_FIELDS = frozenset(f.name for f in fields(Match3State))
+
+
+def _evolve(state: Match3State, **changes: Any) -> Match3State:
+    """``dataclasses.replace`` for the state, without re-running ``__init__`` over its 24 fields
+    (a fifth of a move's time went there). The state is immutable, so sharing the unchanged field
+    values is safe; an unknown field name is still an error."""
+    if not changes.keys() <= _STATE_FIELDS:
+        raise TypeError(f"unknown state fields: {sorted(changes.keys() - _STATE_FIELDS)}")
+    new = object.__new__(Match3State)
+    new.__dict__.update(state.__dict__, **changes)
+    return new
+
+
 def _tile_to_dict(tile: Tile | None) -> list[Any] | None:
     if tile is None:
         return None
@@ -568,9 +582,10 @@ def _positions(board: Board) -> Iterable[tuple[Pos, Tile | None]]:
 
 def find_tile(board: Board, tile_id: int) -> Pos | None:
     """Position of ``tile_id`` on the board, or None."""
-    for pos, tile in _positions(board):
-        if tile is not None and tile.tile_id == tile_id:
-            return pos
+    for r, row in enumerate(board):
+        for c, tile in enumerate(row):
+            if tile is not None and tile.tile_id == tile_id:
+                return r, c
     return None
 
 
@@ -594,29 +609,29 @@ def find_lines(board: Board) -> list[tuple[int, tuple[Pos, ...]]]:
     Horizontal runs come first (top to bottom), then vertical ones (left to right). A gem at the
     crossing of an L or T shape belongs to two runs.
     """
-    rows, cols = len(board), len(board[0])
+    gems = [[t.gem if t is not None else None for t in row] for row in board]
     lines: list[tuple[int, tuple[Pos, ...]]] = []
-    for r in range(rows):
-        c = 0
-        while c < cols:
-            g = _gem(board, r, c)
-            end = c + 1
-            while g is not None and end < cols and _gem(board, r, end) == g:
-                end += 1
-            if g is not None and end - c >= 3:
-                lines.append((g, tuple((r, k) for k in range(c, end))))
-            c = end
-    for c in range(cols):
-        r = 0
-        while r < rows:
-            g = _gem(board, r, c)
-            end = r + 1
-            while g is not None and end < rows and _gem(board, end, c) == g:
-                end += 1
-            if g is not None and end - r >= 3:
-                lines.append((g, tuple((k, c) for k in range(r, end))))
-            r = end
+    for r, row in enumerate(gems):
+        for g, start, end in _runs(row):
+            lines.append((g, tuple((r, k) for k in range(start, end))))
+    for c, column in enumerate(zip(*gems, strict=True)):
+        for g, start, end in _runs(column):
+            lines.append((g, tuple((k, c) for k in range(start, end))))
     return lines
+
+
+def _runs(cells: Sequence[int | None]) -> Iterable[tuple[int, int, int]]:
+    """``(gem, start, end)`` of each run of >= 3 equal gems in one row or column."""
+    n = len(cells)
+    start = 0
+    while start < n:
+        g = cells[start]
+        end = start + 1
+        while end < n and cells[end] == g:
+            end += 1
+        if g is not None and end - start >= 3:
+            yield g, start, end
+        start = end
 
 
 def _run_through(board: Board, pos: Pos, gem: int, swap: tuple[Pos, Pos] | None = None) -> bool:
@@ -641,10 +656,14 @@ def tempting_classes(board: Board, pos: Pos, n_classes: int) -> tuple[int, ...]:
 
 
 def _with(board: Board, changes: dict[Pos, Tile | None]) -> Board:
-    return tuple(
-        tuple(changes.get((r, c), tile) for c, tile in enumerate(row))
-        for r, row in enumerate(board)
-    )
+    """The board with ``changes`` applied; rows without a change are shared, not copied."""
+    changed: dict[int, list[Tile | None]] = {}
+    for (r, c), tile in changes.items():
+        changed.setdefault(r, list(board[r]))[c] = tile
+    rows = list(board)
+    for r, row in changed.items():
+        rows[r] = tuple(row)
+    return tuple(rows)
 
 
 def _swapped(board: Board, a: Pos, b: Pos) -> Board:
@@ -678,11 +697,11 @@ def hint(state: Match3State) -> tuple[int, int] | None:
 
 
 def _holes(board: Board) -> int:
-    return sum(1 for _, t in _positions(board) if t is None)
+    return sum(t is None for row in board for t in row)
 
 
 def _has_unjudged(board: Board) -> bool:
-    return any(t is not None and t.gem is None for _, t in _positions(board))
+    return any(t is not None and t.gem is None for row in board for t in row)
 
 
 def _drop_and_refill(
@@ -762,6 +781,28 @@ def rng_for(state: Match3State) -> np.random.Generator:
     return np.random.default_rng([state.seed, state.step])
 
 
+class Shuffler(Protocol):
+    """What the engine draws from: only a dead board's reshuffle is random."""
+
+    def permutation(self, x: int, /) -> np.ndarray: ...
+
+
+class _StateRng:
+    """``rng_for(state)``, built on its first draw: building a generator took a tenth of a move's
+    time, and most moves never draw."""
+
+    __slots__ = ("_key", "_generator")
+
+    def __init__(self, state: Match3State) -> None:
+        self._key = [state.seed, state.step]
+        self._generator: np.random.Generator | None = None
+
+    def permutation(self, x: int, /) -> np.ndarray:
+        if self._generator is None:
+            self._generator = np.random.default_rng(self._key)
+        return self._generator.permutation(x)
+
+
 def new_game(
     config: LevelConfig, tiles: Sequence[TileSpec], *, seed: int
 ) -> tuple[Match3State, list[Event]]:
@@ -770,7 +811,7 @@ def new_game(
     state = Match3State(config=config, board=board, queue=(), seed=seed, lives=config.lives)
     state, events = _accept_tiles(state, tiles, exhausted=False)
     s, settle_events = _settle(state.board, state.queue, state.next_tile_id, config.scoring)
-    state = replace(state, board=s.board, queue=s.queue, next_tile_id=s.next_id)
+    state = _evolve(state, board=s.board, queue=s.queue, next_tile_id=s.next_id)
     events += settle_events
     state, more = _request_tiles(state)
     return state, events + more
@@ -790,7 +831,7 @@ def _accept_tiles(
             continue
         seen.add(spec.image_id)
         accepted.append(spec)
-    state = replace(
+    state = _evolve(
         state,
         queue=state.queue + tuple(accepted),
         seen_images=frozenset(seen),
@@ -808,7 +849,7 @@ def _request_tiles(state: Match3State) -> tuple[Match3State, list[Event]]:
     if available >= cfg.queue_low_water:
         return state, []
     count = cfg.queue_target - available
-    return replace(state, tiles_requested=state.tiles_requested + count), [NeedTiles(count)]
+    return _evolve(state, tiles_requested=state.tiles_requested + count), [NeedTiles(count)]
 
 
 def _goals_met(state: Match3State) -> bool:
@@ -820,7 +861,7 @@ def _goals_met(state: Match3State) -> bool:
     )
 
 
-def _unstick(state: Match3State, rng: np.random.Generator) -> tuple[Match3State, list[Event]]:
+def _unstick(state: Match3State, rng: Shuffler) -> tuple[Match3State, list[Event]]:
     """Reshuffle a board with no move; reset it when no reshuffle helps."""
     board = state.board
     if _has_unjudged(board) or valid_swaps(board):
@@ -833,13 +874,13 @@ def _unstick(state: Match3State, rng: np.random.Generator) -> tuple[Match3State,
         order = rng.permutation(len(tiles))
         trial = _with(board, {p: tiles[i] for p, i in zip(gem_cells, order, strict=True)})
         if not find_lines(trial) and valid_swaps(trial):
-            return replace(state, board=trial), [Reshuffled()]
+            return _evolve(state, board=trial), [Reshuffled()]
     if state.source_exhausted and not state.queue:
         return state, []  # nothing to reset with; _finish ends the level
     removed = tuple(t.tile_id for t in tiles if t is not None)
     cleared = _with(board, dict.fromkeys(gem_cells))
     s, events = _settle(cleared, state.queue, state.next_tile_id, state.config.scoring)
-    state = replace(
+    state = _evolve(
         state,
         board=s.board,
         queue=s.queue,
@@ -857,7 +898,7 @@ def _finish(state: Match3State) -> tuple[Match3State, list[Event]]:
     if _goals_met(state):
         bonus = state.moves_left * state.config.scoring.move_bonus
         score = state.score + bonus
-        return replace(state, status="won", score=score), [LevelComplete(score, bonus)]
+        return _evolve(state, status="won", score=score), [LevelComplete(score, bonus)]
     reason = ""
     if state.lives <= 0:
         reason = "out_of_lives"
@@ -871,15 +912,15 @@ def _finish(state: Match3State) -> tuple[Match3State, list[Event]]:
     ):
         reason = "out_of_images"
     if reason:
-        return replace(state, status="lost", end_reason=reason), [LevelFailed(reason)]
+        return _evolve(state, status="lost", end_reason=reason), [LevelFailed(reason)]
     return state, []
 
 
 def _after_move(
-    state: Match3State, events: list[Event], rng: np.random.Generator
+    state: Match3State, events: list[Event], rng: Shuffler
 ) -> tuple[Match3State, list[Event]]:
     s, settle_events = _settle(state.board, state.queue, state.next_tile_id, state.config.scoring)
-    state = replace(
+    state = _evolve(
         state,
         board=s.board,
         queue=s.queue,
@@ -901,9 +942,7 @@ def _after_move(
     return state, events
 
 
-def _judge(
-    state: Match3State, move: Judge, rng: np.random.Generator
-) -> tuple[Match3State, list[Event]]:
+def _judge(state: Match3State, move: Judge, rng: Shuffler) -> tuple[Match3State, list[Event]]:
     cfg = state.config
     pos = find_tile(state.board, move.tile_id)
     if pos is None:
@@ -917,7 +956,7 @@ def _judge(
 
     if move.response_ms < cfg.min_response_ms:
         event = TooFast(tile.tile_id, tile.image_id, move.response_ms, cfg.min_response_ms)
-        return replace(state, too_fast=state.too_fast + 1, streak=0), [event]
+        return _evolve(state, too_fast=state.too_fast + 1, streak=0), [event]
 
     tempting = tempting_classes(state.board, pos, cfg.n_classes)
     completed = move.class_index in tempting
@@ -932,7 +971,7 @@ def _judge(
         tempting_classes=tempting,
     )
     events: list[Event] = [label]
-    state = replace(state, moves_used=state.moves_used + 1, judgements=state.judgements + 1)
+    state = _evolve(state, moves_used=state.moves_used + 1, judgements=state.judgements + 1)
 
     if is_gold and move.class_index != tile.gold_class:
         assert tile.gold_class is not None  # noqa: S101 - narrowed by is_gold
@@ -950,7 +989,7 @@ def _judge(
                 lives_left=lives,
             )
         )
-        state = replace(
+        state = _evolve(
             state,
             board=_with(state.board, {pos: None}),  # the tile shatters: no line from it
             lives=lives,
@@ -960,7 +999,7 @@ def _judge(
         )
         return _after_move(state, events, rng)
 
-    gem = replace(tile, gem=move.class_index)
+    gem = Tile(tile.tile_id, tile.image_id, move.class_index, tile.gold_class)
     streak = state.streak + 1
     bonus = 0
     if is_gold:
@@ -969,7 +1008,7 @@ def _judge(
     if cfg.scoring.streak_every and streak % cfg.scoring.streak_every == 0:
         bonus += cfg.scoring.streak_bonus
         events.append(StreakBonus(streak, cfg.scoring.streak_bonus))
-    state = replace(
+    state = _evolve(
         state,
         board=_with(state.board, {pos: gem}),
         score=state.score + bonus,
@@ -980,9 +1019,7 @@ def _judge(
     return _after_move(state, events, rng)
 
 
-def _swap(
-    state: Match3State, move: Swap, rng: np.random.Generator
-) -> tuple[Match3State, list[Event]]:
+def _swap(state: Match3State, move: Swap, rng: Shuffler) -> tuple[Match3State, list[Event]]:
     a, b = find_tile(state.board, move.tile_a), find_tile(state.board, move.tile_b)
     if a is None or b is None:
         raise InvalidMove("both tiles must be on the board")
@@ -994,12 +1031,12 @@ def _swap(
     trial = _swapped(state.board, a, b)
     if ta.gem == tb.gem or not (_run_through(trial, a, tb.gem) or _run_through(trial, b, ta.gem)):
         return state, [SwapReverted(move.tile_a, move.tile_b)]
-    state = replace(state, board=trial, moves_used=state.moves_used + 1)
+    state = _evolve(state, board=trial, moves_used=state.moves_used + 1)
     return _after_move(state, [Swapped(move.tile_a, move.tile_b)], rng)
 
 
 def apply(
-    state: Match3State, move: Move, rng: np.random.Generator
+    state: Match3State, move: Move, rng: Shuffler | None = None
 ) -> tuple[Match3State, list[Event]]:
     """Apply one move.
 
@@ -1009,9 +1046,9 @@ def apply(
         Current state (not modified).
     move : Judge | Swap | SupplyTiles | Quit
         The move.
-    rng : numpy.random.Generator
-        Source of randomness (only used to reshuffle a board without moves); pass
-        ``rng_for(state)`` for reproducible play.
+    rng : numpy.random.Generator, optional
+        Source of randomness (only used to reshuffle a board without moves). The default,
+        ``rng_for(state)`` built only if a reshuffle needs it, makes play reproducible.
 
     Returns
     -------
@@ -1023,9 +1060,11 @@ def apply(
     InvalidMove
         For a move that does not fit the state; the state is then unchanged.
     """
+    if rng is None:
+        rng = _StateRng(state)
     if isinstance(move, SupplyTiles):
         new, events = _accept_tiles(state, move.tiles, exhausted=move.exhausted)
-        new = replace(new, step=state.step + 1)
+        new = _evolve(new, step=state.step + 1)
         if new.status != "playing":
             return new, events
         new, more = _after_move(new, events, rng)
@@ -1033,7 +1072,7 @@ def apply(
     if state.status != "playing":
         raise InvalidMove(f"the level is over ({state.status})")
     if isinstance(move, Quit):
-        new = replace(state, status="lost", end_reason="quit", step=state.step + 1)
+        new = _evolve(state, status="lost", end_reason="quit", step=state.step + 1)
         return new, [LevelFailed("quit")]
     if isinstance(move, Judge):
         new, events = _judge(state, move, rng)
@@ -1041,7 +1080,7 @@ def apply(
         new, events = _swap(state, move, rng)
     else:
         raise InvalidMove(f"unknown move {move!r}")
-    return replace(new, step=state.step + 1), events
+    return _evolve(new, step=state.step + 1), events
 
 
 def apply_delayed_points(
@@ -1054,7 +1093,7 @@ def apply_delayed_points(
     """
     if points < 0:
         raise InvalidMove("delayed points are never negative")
-    new = replace(state, delayed_score=state.delayed_score + points)
+    new = _evolve(state, delayed_score=state.delayed_score + points)
     return new, [DelayedPoints(image_id, points)]
 
 

@@ -487,6 +487,10 @@ def test_dead_board_is_reshuffled_deterministically():
     assert sorted(t.tile_id for row in new.board for t in row) == before_ids
     again, events_again = play(state, Judge(7, 2, 1000))
     assert again == new and events_again == events
+    # Without a generator, the engine draws from the one derived from the state: the same board.
+    assert apply(state, Judge(7, 2, 1000)) == (new, events)
+    other, _ = apply(state, Judge(7, 2, 1000), np.random.default_rng(99))
+    assert other.board != new.board
 
 
 def test_board_without_any_possible_line_is_reset():
