@@ -112,6 +112,15 @@ if PRODUCTION:
             "max_size": DATABASE_POOL_SIZE,
             "timeout": 10,
         }
+    # Prepared statements: parsing and planning were a quarter of PostgreSQL's CPU time on a
+    # match-three move (docs/benchmarks.md, 2026-12-07). psycopg prepares a statement on a
+    # connection once it has run DATABASE_PREPARE_THRESHOLD times there; that needs server-side
+    # parameter binding. Turn them off (0) behind a pooler that cannot keep them, such as
+    # PgBouncer in transaction mode before 1.21.
+    if DATABASE_PREPARE_THRESHOLD := env.int("DATABASE_PREPARE_THRESHOLD", default=5):
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=DATABASE_PREPARE_THRESHOLD
+        )
 else:
     DATABASES = {
         "default": {

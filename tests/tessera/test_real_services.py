@@ -48,6 +48,25 @@ def test_rows_are_written_to_postgresql():
     assert AuditEvent.objects.filter(action="services.probe").count() == 1
 
 
+@pytest.mark.django_db
+def test_a_statement_run_often_is_prepared_once_on_its_connection():
+    """Server-side binding with prepared statements (DATABASE_PREPARE_THRESHOLD, default 5)."""
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    marker = f"probe-{uuid.uuid4().hex}"
+    sql = f"SELECT count(*) FROM consent_auditevent WHERE action = %s /* {marker} */"  # noqa: S608
+    with connection.cursor() as cursor:
+        for _ in range(threshold + 1):
+            cursor.execute(sql, ["services.probe"])
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            [f"%{marker}%"],
+        )
+        prepared = cursor.fetchone()[0]
+
+    assert threshold == 5
+    assert prepared == 1
+
+
 def test_task_runs_in_a_separate_worker_process():
     assert settings.CELERY_TASK_ALWAYS_EAGER is False
 

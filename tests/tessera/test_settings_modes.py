@@ -133,6 +133,24 @@ def test_production_database_connections_are_pooled_not_kept():
     assert pooled.returncode == 0, pooled.stdout + pooled.stderr
 
 
+def test_production_prepares_statements_unless_turned_off():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "o = s.DATABASES['default'].get('OPTIONS', {}); "
+        "print(o.get('server_side_binding'), o.get('prepare_threshold'))"
+    )
+    runs = [
+        _python(code, {**PRODUCTION_ENV, **extra})
+        for extra in ({}, {"DATABASE_PREPARE_THRESHOLD": "2"}, {"DATABASE_PREPARE_THRESHOLD": "0"})
+    ]
+
+    assert [r.stdout.split() for r in runs] == [
+        ["True", "5"],
+        ["True", "2"],
+        ["None", "None"],
+    ], [r.stderr for r in runs]
+
+
 def test_the_channel_layer_prefix_carries_the_redis_database():
     """Redis pub/sub ignores database numbers: two deployments on two databases of one Redis must
     not share channel names (user groups would reach the other deployment's sockets)."""
