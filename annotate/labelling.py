@@ -107,6 +107,17 @@ def labels_submit(
         return _store(player_id, labels, source, datasets)
 
 
+_COLUMNS = (
+    "image_id",
+    "player_id",
+    "label_class_id",
+    "source",
+    "idempotency_key",
+    "response_ms",
+    "is_counted",
+)
+
+
 def _store(
     player_id: int,
     labels: Sequence[LabelInput],
@@ -117,46 +128,57 @@ def _store(
     ... ON CONFLICT DO NOTHING RETURNING``. A key stored before (a retry, or a retry racing this
     one: the insert waits for it to commit) is skipped by the insert, and only those labels are
     then read back."""
-    rows = [
-        Annotation(
-            image_id=label.image_id,
-            player_id=player_id,
-            label_class_id=label.label_class_id,
-            source=source,
-            idempotency_key=label.idempotency_key,
-            response_ms=label.response_ms,
-            is_counted=label.counted,
-        )
-        for label in labels
-    ]
-    inserted = db.insert_many(rows, unless_taken=True, returning=("id", "idempotency_key"))
+    inserted = db.insert_rows(
+        Annotation,
+        _COLUMNS,
+        [
+            (
+                label.image_id,
+                player_id,
+                label.label_class_id,
+                source,
+                label.idempotency_key,
+                label.response_ms,
+                label.counted,
+            )
+            for label in labels
+        ],
+        unless_taken=True,
+        returning=("id", "idempotency_key"),
+    )
     new = {key: pk for pk, key in inserted}
-    stored: dict[str, Annotation] = {}
-    for row in rows:
-        if row.idempotency_key in new:
-            row.pk = new[row.idempotency_key]
-            row._state.adding = False
-            stored[row.idempotency_key] = row
-    taken = [label.idempotency_key for label in labels if label.idempotency_key not in new]
-    if taken:
-        stored.update(_stored_by_key(player_id, taken))
+    missing = [label.idempotency_key for label in labels if label.idempotency_key not in new]
+    taken = _stored_by_key(player_id, missing) if missing else {}
     result = []
     for label in labels:
-        row = stored[label.idempotency_key]
+        key = label.idempotency_key
+        if key in new:
+            result.append(
+                StoredLabel(
+                    key,
+                    new[key],
+                    label.image_id,
+                    label.label_class_id,
+                    label.response_ms,
+                    label.counted,
+                    created=True,
+                )
+            )
+            continue
+        row = taken[key]
         if (row.image_id, row.label_class_id) != (label.image_id, label.label_class_id):
             raise Conflict(
-                "This idempotency key was already used for another label.",
-                extra={"key": label.idempotency_key},
+                "This idempotency key was already used for another label.", extra={"key": key}
             )
         result.append(
             StoredLabel(
-                idempotency_key=label.idempotency_key,
-                annotation_id=row.pk,
-                image_id=row.image_id,
-                label_class_id=row.label_class_id,  # type: ignore[arg-type]
-                response_ms=row.response_ms,
-                is_counted=row.is_counted,
-                created=label.idempotency_key in new,
+                key,
+                row.pk,
+                row.image_id,
+                row.label_class_id,  # type: ignore[arg-type]
+                row.response_ms,
+                row.is_counted,
+                created=False,
             )
         )
     _count_for_consensus(result, datasets)

@@ -107,10 +107,14 @@ def _serve(session: GameSession, image_ids: list[int]) -> set[int]:
     another session of this player took some of the same images at the same moment, the unique
     (player, image) constraint skips those rows and this session keeps what it got.
     """
-    rows = [
-        ServedImage(player_id=session.player_id, image_id=pk, session=session) for pk in image_ids
-    ]
-    return {pk for (pk,) in db.insert_many(rows, unless_taken=True, returning=("image_id",))}
+    inserted = db.insert_rows(
+        ServedImage,
+        ("player_id", "image_id", "session_id"),
+        [(session.player_id, pk, session.pk) for pk in image_ids],
+        unless_taken=True,
+        returning=("image_id",),
+    )
+    return {pk for (pk,) in inserted}
 
 
 class _Supplier:
@@ -365,7 +369,7 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
         rng = np.random.default_rng([state.seed, state.step, 1])
         score_before = state.score
         results: list[MoveResult] = []
-        new_moves: list[SessionMove] = []
+        new_moves: list[tuple[int, str, int, str, dict[str, Any]]] = []
         labels: list[LabelInput] = []
         tally = dict(labels=0, gold_answers=0, gold_correct=0, too_fast=0)
         seq = n_moves
@@ -396,15 +400,7 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
                 state, events = match3.apply(state, engine_move)
             except InvalidMove as exc:
                 results.append(MoveResult(move.key, "rejected", message=str(exc)))
-                new_moves.append(
-                    SessionMove(
-                        session=session,
-                        key=move.key,
-                        seq=seq,
-                        outcome="rejected",
-                        result={"message": str(exc)},
-                    )
-                )
+                new_moves.append((session.pk, move.key, seq, "rejected", {"message": str(exc)}))
                 seq += 1
                 continue
             state, events = supplier.feed(state, events)
@@ -437,15 +433,7 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
                     tally["too_fast"] += 1
             client = match3.client_events(events)
             results.append(MoveResult(move.key, "applied", client))
-            new_moves.append(
-                SessionMove(
-                    session=session,
-                    key=move.key,
-                    seq=seq,
-                    outcome="applied",
-                    result={"events": client},
-                )
-            )
+            new_moves.append((session.pk, move.key, seq, "applied", {"events": client}))
             seq += 1
         labels_submit(
             player_id=player_id,
@@ -453,7 +441,7 @@ def session_moves_apply(*, player_id: int, token: UUID, moves: Sequence[MoveInpu
             source=Annotation.Source.MATCH_THREE,
             allowed_image_ids=frozenset(pk for pk, _ in served.values()),
         )
-        db.insert_many(new_moves)
+        db.insert_rows(SessionMove, ("session_id", "key", "seq", "outcome", "result"), new_moves)
         ended = (
             state.status != GameSession.Status.PLAYING
             and session.status == GameSession.Status.PLAYING

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import BooleanField, CharField, Field, IntegerField, Model, TextField
+from django.utils import timezone
 
 M = TypeVar("M", bound=Model)
 
@@ -151,11 +152,14 @@ def prefetched(obj: Model, name: str, related: list[Model]) -> None:
 
 @functools.cache
 def _insert_many_sql(
-    model: type[Model], n: int, unless_taken: bool, returning: tuple[str, ...]
-) -> tuple[str, tuple[Field, ...]]:
+    model: type[Model],
+    fields: tuple[Field, ...],
+    n: int,
+    unless_taken: bool,
+    returning: tuple[str, ...],
+) -> str:
     meta = model._meta
     q = connection.ops.quote_name
-    fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
     columns = ", ".join(q(f.column) for f in fields)
     if connection.vendor == "postgresql":
         # One array per column, as Django's bulk_create does there: the statement has a
@@ -171,7 +175,31 @@ def _insert_many_sql(
         sql += " ON CONFLICT DO NOTHING"
     if returning:
         sql += " RETURNING " + ", ".join(q(meta.get_field(f).column) for f in returning)
-    return sql, fields
+    return sql
+
+
+def _execute_insert(
+    model: type[Model],
+    fields: tuple[Field, ...],
+    rows: Sequence[Sequence[Any]],
+    unless_taken: bool,
+    returning: tuple[str, ...],
+) -> list[tuple[Any, ...]]:
+    unnest = connection.vendor == "postgresql"
+    sql = _insert_many_sql(model, fields, 0 if unnest else len(rows), unless_taken, returning)
+    values = (
+        [list(column) for column in zip(*rows, strict=True)]
+        if unnest
+        else [v for row in rows for v in row]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchall() if returning else []
+
+
+@functools.cache
+def _own_fields(model: type[Model]) -> tuple[Field, ...]:
+    return tuple(f for f in model._meta.concrete_fields if not f.primary_key)
 
 
 def insert_many(
@@ -188,18 +216,69 @@ def insert_many(
     """
     if not objs:
         return []
-    unnest = connection.vendor == "postgresql"
-    sql, fields = _insert_many_sql(
-        type(objs[0]), 0 if unnest else len(objs), unless_taken, returning
-    )
+    fields = _own_fields(type(objs[0]))
     rows = [
         [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objs
     ]
-    values = (
-        [list(column) for column in zip(*rows, strict=True)]
-        if unnest
-        else [v for row in rows for v in row]
+    return _execute_insert(type(objs[0]), fields, rows, unless_taken, returning)
+
+
+# Fields whose database value is the Python value itself (for the types their attributes hold).
+_AS_IS = (IntegerField, CharField, TextField, BooleanField)
+
+
+@functools.cache
+def _rows_plan(
+    model: type[Model], columns: tuple[str, ...]
+) -> tuple[tuple[Field, ...], tuple[Field | None, ...], tuple[Field, ...]]:
+    """For ``insert_rows``: all the columns written (those given, then the rest), which given
+    ones need ``get_db_prep_save`` (None: stored as they are), and the fields left to their
+    defaults."""
+    meta = model._meta
+    given = tuple(meta.get_field(name) for name in columns)
+    if any(f.primary_key or not f.concrete for f in given):
+        raise ValueError(f"insert_rows writes concrete, non-key columns: {columns}")
+    rest = tuple(f for f in _own_fields(model) if f not in given)
+    for f in rest:
+        if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)):
+            if not f.has_default() and not f.null:
+                raise ValueError(f"insert_rows needs a value for {model.__name__}.{f.attname}")
+    prep = tuple(
+        None if isinstance(getattr(f, "target_field", f), _AS_IS) else f for f in given
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        return cursor.fetchall() if returning else []
+    return given + rest, prep, rest
+
+
+def insert_rows(
+    model: type[Model],
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    *,
+    unless_taken: bool = False,
+    returning: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """INSERT ``rows`` of ``columns`` (attribute names: ``image_id``, not ``image``) into
+    ``model``'s table, as ``insert_many`` does, without a model instance per row.
+
+    Values are what the model's attributes would hold (ints, strings, bools are stored as they
+    are; dates, JSON and other types go through the field's ``get_db_prep_save``). The fields
+    not named get their default, computed per row, or for ``auto_now``/``auto_now_add`` the
+    current time, one for the whole call.
+    """
+    if not rows:
+        return []
+    fields, prep, rest = _rows_plan(model, columns)
+    now = timezone.now()
+    timed = [getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) for f in rest]
+    prepared = [
+        [
+            value if f is None else f.get_db_prep_save(value, connection)
+            for f, value in zip(prep, row, strict=True)
+        ]
+        + [
+            f.get_db_prep_save(now if is_timed else f.get_default(), connection)
+            for f, is_timed in zip(rest, timed, strict=True)
+        ]
+        for row in rows
+    ]
+    return _execute_insert(model, fields, prepared, unless_taken, returning)

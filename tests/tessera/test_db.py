@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from annotate.models import LabelClass
@@ -96,3 +97,57 @@ def test_written_fields_with_auto_now_get_the_current_time():
     stored = PlayerStats.objects.get(pk=stats.pk)
     assert stored.labels == 3 and stored.updated_at > before
     assert stats.updated_at == stored.updated_at
+
+
+def _session():
+    from games.models import GameSession
+    from tests.games.factories import playable_dataset
+
+    dataset = playable_dataset(plain=2)
+    player = User.objects.create(username="kim")
+    return GameSession.objects.create(player=player, dataset=dataset, level_id="l", state={})
+
+
+def test_rows_are_inserted_without_instances_with_defaults_and_prepared_values():
+    from games.models import SessionMove
+
+    session = _session()
+    before = timezone.now()
+    got = db.insert_rows(
+        SessionMove,
+        ("session_id", "key", "seq", "outcome", "result"),
+        [
+            (session.pk, "k1", 0, "applied", {"events": [{"kind": "label", "ids": (1, 2)}]}),
+            (session.pk, "k2", 1, "rejected", {"message": "no"}),
+        ],
+        returning=("key",),
+    )
+
+    assert sorted(got) == [("k1",), ("k2",)]
+    moves = {m.key: m for m in SessionMove.objects.filter(session=session)}
+    assert moves["k1"].result == {"events": [{"kind": "label", "ids": [1, 2]}]}  # JSON stored
+    assert moves["k2"].outcome == "rejected" and moves["k2"].seq == 1
+    assert moves["k1"].created_at == moves["k2"].created_at >= before  # auto_now_add, one time
+
+
+def test_inserted_rows_that_are_taken_are_skipped_and_a_missing_column_is_refused():
+    from games.models import SessionMove
+
+    session = _session()
+    columns = ("session_id", "key", "seq", "outcome")
+    db.insert_rows(SessionMove, columns, [(session.pk, "k1", 0, "applied")])
+    with transaction.atomic():
+        got = db.insert_rows(
+            SessionMove,
+            columns,
+            [(session.pk, "k1", 5, "rejected"), (session.pk, "k2", 1, "applied")],
+            unless_taken=True,
+            returning=("key", "seq"),
+        )
+    assert got == [("k2", 1)]
+    assert SessionMove.objects.get(session=session, key="k1").seq == 0  # the first one kept
+    assert SessionMove.objects.get(session=session, key="k2").result == {}  # the default
+
+    with pytest.raises(ValueError, match="needs a value for SessionMove.outcome"):
+        db.insert_rows(SessionMove, ("session_id", "key", "seq"), [(session.pk, "k3", 2)])
+    assert db.insert_rows(SessionMove, columns, []) == []
