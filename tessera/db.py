@@ -164,8 +164,11 @@ def _insert_many_sql(
     if connection.vendor == "postgresql":
         # One array per column, as Django's bulk_create does there: the statement has a
         # placeholder per column, not per value, so it stays short and psycopg parses it once
-        # (a statement over 4 KiB or 50 parameters is parsed again on every call).
-        arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in fields)
+        # (a statement over 4 KiB or 50 parameters is parsed again on every call). Bound on the
+        # server, the arrays go in binary (%b): psycopg's text form escaped every element in
+        # Python, twice the time for a batch of moves.
+        mark = "%b" if connection.settings_dict["OPTIONS"].get("server_side_binding") else "%s"
+        arrays = ", ".join(f"{mark}::{f.db_type(connection).split('(')[0]}[]" for f in fields)
         rows = f"SELECT * FROM UNNEST({arrays})"  # noqa: S608 - column types only
     else:
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
