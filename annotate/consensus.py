@@ -4,8 +4,8 @@ contours, player skill, and retirement of settled images.
 The numerics live in `ml/` (framework-free); this module loads answers from the database, maps
 ids to the 0-based codes `ml` expects, and writes `Consensus`, `PlayerSkill`, `ConsensusMask` and
 `ReviewItem` rows. Label submissions call `consensus_labels_added`, which queues an incremental
-update after commit once a dataset has `consensus_every` new labels; a scheduled full refit
-(`consensus_refit`) keeps the incremental state exact.
+update after commit once a dataset has `consensus_every` new labels (one queued at a time); a
+scheduled full refit (`consensus_refit`) keeps the incremental state exact.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 from PIL import Image as PILImage
@@ -168,8 +169,7 @@ def consensus_refit(*, dataset_id: int) -> ConsensusRun:
         )
         state_row.state = b""
     state_row.watermark = int(answers.annotation_ids.max()) if len(answers.annotation_ids) else 0
-    state_row.labels_since_update = 0
-    state_row.save(update_fields=["state", "watermark", "labels_since_update", "updated_at"])
+    state_row.save(update_fields=["state", "watermark", "updated_at"])
     # Images whose labels stopped counting (withdrawn, unusable) lose their consensus.
     labelled = answers.image_ids[np.bincount(answers.tasks, minlength=len(answers.image_ids)) > 0]
     Consensus.objects.filter(image__dataset=dataset).exclude(
@@ -217,8 +217,6 @@ def consensus_update(*, dataset_id: int) -> ConsensusRun:
         .values_list("id", "image_id", "player_id", "label_class_id")
     )
     if not new:
-        state_row.labels_since_update = 0
-        state_row.save(update_fields=["labels_since_update", "updated_at"])
         return _write(
             dataset=dataset,
             kind=ConsensusRun.Kind.INCREMENTAL,
@@ -271,8 +269,7 @@ def consensus_update(*, dataset_id: int) -> ConsensusRun:
     )
     state_row.state = _state_dump(state, answers)
     state_row.watermark = int(rows[:, 0].max())
-    state_row.labels_since_update = 0
-    state_row.save(update_fields=["state", "watermark", "labels_since_update", "updated_at"])
+    state_row.save(update_fields=["state", "watermark", "updated_at"])
     return _write(
         dataset=dataset,
         kind=ConsensusRun.Kind.INCREMENTAL,
@@ -284,42 +281,55 @@ def consensus_update(*, dataset_id: int) -> ConsensusRun:
     )
 
 
-def _count_new_labels(dataset_id: int, n: int) -> int | None:
-    """Add ``n`` to the dataset's counter in one statement; its new value, or None (no row)."""
-    table = ConsensusModelState._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET labels_since_update = labels_since_update + %s "  # noqa: S608
-            "WHERE dataset_id = %s RETURNING labels_since_update",
-            [n, dataset_id],
-        )
-        row = cursor.fetchone()
-    return None if row is None else int(row[0])
+# The labels counted since a dataset's last run, and the mark of a queued update, live in the
+# cache (Redis in production): a counter row in the database was one more committed UPDATE
+# per label submission, and it waited for the row lock that a running update holds.
+UPDATE_QUEUED_TTL = 600  # s: a lost task holds the next update back at most this long
+
+
+def _cache_keys(dataset_id: int) -> tuple[str, str]:
+    return f"consensus:new-labels:{dataset_id}", f"consensus:update-queued:{dataset_id}"
+
+
+def _count_new_labels(dataset_id: int, n: int) -> int:
+    """Add ``n`` to the dataset's counter; its new value."""
+    counter, _ = _cache_keys(dataset_id)
+    try:
+        return cache.incr(counter, n)
+    except ValueError:  # no counter yet (or the cache lost it)
+        cache.add(counter, 0, timeout=None)
+        return cache.incr(counter, n)
+
+
+def _run_started(dataset_id: int) -> None:
+    """A run has the dataset's lock: what it will read is no longer new, and labels from now on
+    may queue the next update."""
+    counter, queued = _cache_keys(dataset_id)
+    cache.set(counter, 0, timeout=None)
+    cache.delete(queued)
 
 
 def consensus_labels_added(*, dataset_id: int, n: int, every: int | None = None) -> bool:
     """Count ``n`` new labels for a dataset; queue a consensus update (after commit) when due.
 
-    Called by the label-submission service once its labels are committed. An update is due each
-    time the counter passes a multiple of the dataset's ``consensus_every`` (``every``, read
-    from the dataset when the caller does not know it): once per that many labels, not on every
-    submission while a queued update waits for a worker (the update resets the counter). One
-    ``UPDATE ... RETURNING`` in the common case. Returns whether an update was queued.
+    Called by the label-submission service once its labels are committed. An update is due
+    once the dataset has ``consensus_every`` new labels (``every``, read from the dataset when
+    the caller does not know it) since its last run began, and is queued unless one already
+    waits for a worker: one queued update per dataset at a time, however fast labels come.
+    Returns whether an update was queued.
     """
     from annotate.tasks import consensus_update_task
 
     total = _count_new_labels(dataset_id, n)
-    if total is None:  # the dataset's first labels: create its state row once
-        ConsensusModelState.objects.get_or_create(dataset_id=dataset_id)
-        total = _count_new_labels(dataset_id, n)
-        assert total is not None  # noqa: S101 - the row was just created
     if every is None:
         every = Dataset.objects.values_list("consensus_every", flat=True).get(pk=dataset_id)
-    every = max(1, every)
-    due = total // every > (total - n) // every
-    if due:
-        consensus_update_task.delay_on_commit(dataset_id)
-    return due
+    if total < max(1, every):
+        return False
+    _, queued = _cache_keys(dataset_id)
+    if not cache.add(queued, 1, timeout=UPDATE_QUEUED_TTL):
+        return False
+    consensus_update_task.delay_on_commit(dataset_id)
+    return True
 
 
 def consensus_invalidate(*, dataset_id: int) -> None:
@@ -341,11 +351,13 @@ def consensus_invalidate(*, dataset_id: int) -> None:
 def _lock_state(dataset_id: int) -> ConsensusModelState:
     """One consensus run per dataset at a time: the state row is the lock."""
     ConsensusModelState.objects.get_or_create(dataset_id=dataset_id)
-    return (
+    state_row = (
         ConsensusModelState.objects.select_for_update()
         .select_related("dataset")
         .get(dataset_id=dataset_id)
     )
+    _run_started(dataset_id)
+    return state_row
 
 
 def _write(

@@ -411,7 +411,6 @@ class ConsensusModelState(models.Model):
     )
     state = models.BinaryField()
     watermark = models.BigIntegerField(default=0)
-    labels_since_update = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -64,6 +64,12 @@ def _own_realtime_and_cache(settings, worker_id):
         assert db < 16, "one Redis cache database per test process: at most 6 processes"
         cache["LOCATION"] = urlsplit(cache["LOCATION"])._replace(path=f"/{db}").geturl()
         settings.CACHES = {**settings.CACHES, "default": cache}
+    else:
+        # The in-memory cache outlives a test, but SQLite hands a rolled-back test's row ids
+        # out again: a later test's dataset would inherit, say, its consensus counter.
+        from django.core.cache import cache as default_cache
+
+        default_cache.clear()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import uuid
 
 import numpy as np
 import pytest
+from django.core.cache import cache
 from PIL import Image as PILImage
 
 from accounts.roles import Role
@@ -15,7 +16,6 @@ from annotate.models import (
     Annotation,
     Consensus,
     ConsensusMask,
-    ConsensusModelState,
     ConsensusRun,
     Image,
     PlayerSkill,
@@ -141,29 +141,75 @@ def test_labels_added_queue_an_update_when_due(crowd, django_capture_on_commit_c
 
     assert second is True
     assert ConsensusRun.objects.count() == 1
-    assert ConsensusModelState.objects.get(dataset=dataset).labels_since_update == 0
     assert Consensus.objects.count() == 30
+    # The run started the count again: 4 more labels are not yet due.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert consensus.consensus_labels_added(dataset_id=dataset.pk, n=4) is False
+    assert ConsensusRun.objects.count() == 1
 
 
 def test_labels_added_while_an_update_waits_queue_no_second_one(
     crowd, django_capture_on_commit_callbacks
 ):
-    """An update is queued each time the counter passes a multiple of consensus_every, not on
-    every submission while the queued one waits for a worker."""
+    """One queued update per dataset at a time, however many labels come while it waits for a
+    worker; once it runs, labels count towards the next one."""
     dataset, *_ = crowd
     dataset.consensus_every = 5
     dataset.save(update_fields=["consensus_every"])
 
     with django_capture_on_commit_callbacks(execute=False) as queued:
         due = [
-            consensus.consensus_labels_added(dataset_id=dataset.pk, n=n) for n in (3, 3, 1, 2, 1)
+            consensus.consensus_labels_added(dataset_id=dataset.pk, n=n) for n in (3, 3, 1, 2, 6)
         ]
 
-    # 3, 6 (passes 5), 7, 9, 10 (passes 10): two updates queued, the worker never ran.
-    assert due == [False, True, False, False, True]
-    assert len(queued) == 2
-    assert ConsensusModelState.objects.get(dataset=dataset).labels_since_update == 10
+    # 3, 6 (due), then 7, 9, 15 while that one waits: one update queued, the worker never ran.
+    assert due == [False, True, False, False, False]
+    assert len(queued) == 1
     assert not ConsensusRun.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queued[0]()  # the worker takes it: the run starts the count again
+    assert ConsensusRun.objects.count() == 1
+    with django_capture_on_commit_callbacks(execute=False) as queued_after:
+        after = [consensus.consensus_labels_added(dataset_id=dataset.pk, n=n) for n in (4, 1)]
+    assert after == [False, True]
+    assert len(queued_after) == 1
+
+
+def test_a_lost_update_task_holds_the_next_one_back_only_for_a_while(
+    crowd, django_capture_on_commit_callbacks, monkeypatch
+):
+    dataset, *_ = crowd
+    dataset.consensus_every = 5
+    dataset.save(update_fields=["consensus_every"])
+    marks = []
+
+    class Spy:
+        """The cache, noting the lifetime of every mark added."""
+
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+        def add(self, key, value, timeout):
+            marks.append((key, timeout))
+            return cache.add(key, value, timeout)
+
+    monkeypatch.setattr(consensus, "cache", Spy())
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        assert consensus.consensus_labels_added(dataset_id=dataset.pk, n=5) is True
+    assert len(queued) == 1  # ... and never run: the broker lost it
+
+    key = f"consensus:update-queued:{dataset.pk}"
+    assert (key, consensus.UPDATE_QUEUED_TTL) in marks  # the mark of a queued update expires
+    assert 0 < consensus.UPDATE_QUEUED_TTL <= 3600
+    with django_capture_on_commit_callbacks(execute=False) as meanwhile:
+        assert consensus.consensus_labels_added(dataset_id=dataset.pk, n=1) is False
+    assert meanwhile == []
+    cache.delete(key)  # as it does once UPDATE_QUEUED_TTL has passed
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert consensus.consensus_labels_added(dataset_id=dataset.pk, n=1) is True
+    assert ConsensusRun.objects.count() == 1
 
 
 def test_confident_images_retire_and_uncertain_ones_at_the_limit_go_to_review(crowd):
