@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tessera.settings")
 # Django must be set up before anything imports models (consumers, middleware).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from tessera.handlers import SyncChainASGIHandler  # noqa: E402
+
+# What django.core.asgi.get_asgi_application() returns, with a sync middleware chain.
+django_asgi_app = SyncChainASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -246,9 +246,7 @@ def _rows_plan(
         if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)):
             if not f.has_default() and not f.null:
                 raise ValueError(f"insert_rows needs a value for {model.__name__}.{f.attname}")
-    prep = tuple(
-        None if isinstance(getattr(f, "target_field", f), _AS_IS) else f for f in given
-    )
+    prep = tuple(None if isinstance(getattr(f, "target_field", f), _AS_IS) else f for f in given)
     return given + rest, prep, rest
 
 
