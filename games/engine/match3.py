@@ -384,10 +384,18 @@ def _tile_to_dict(tile: Tile | None) -> list[Any] | None:
     return [tile.tile_id, tile.image_id, tile.gem, tile.gold_class]
 
 
+def _tile(tile_id: int, image_id: str, gem: int | None, gold_class: int | None) -> Tile:
+    """``Tile(...)`` without the frozen ``__init__``'s four ``object.__setattr__`` calls: a
+    state read from JSON builds 49 of them on every move request."""
+    tile = object.__new__(Tile)
+    tile.__dict__.update(tile_id=tile_id, image_id=image_id, gem=gem, gold_class=gold_class)
+    return tile
+
+
 def _tile_from_dict(raw: list[Any] | None) -> Tile | None:
     if raw is None:
         return None
-    return Tile(raw[0], raw[1], raw[2], raw[3])
+    return _tile(raw[0], raw[1], raw[2], raw[3])
 
 
 # ------------------------------------------------------------------------------------------ moves
@@ -719,7 +727,7 @@ def _drop_and_refill(
         fresh: list[Tile] = []
         while len(stack) + len(fresh) < rows and q:
             spec = q.pop(0)
-            fresh.append(Tile(next_id, spec.image_id, None, spec.gold_class))
+            fresh.append(_tile(next_id, spec.image_id, None, spec.gold_class))
             new_ids.append(next_id)
             next_id += 1
         # the first tile taken falls furthest
@@ -999,7 +1007,7 @@ def _judge(state: Match3State, move: Judge, rng: Shuffler) -> tuple[Match3State,
         )
         return _after_move(state, events, rng)
 
-    gem = Tile(tile.tile_id, tile.image_id, move.class_index, tile.gold_class)
+    gem = _tile(tile.tile_id, tile.image_id, move.class_index, tile.gold_class)
     streak = state.streak + 1
     bonus = 0
     if is_gold:
