@@ -63,15 +63,29 @@ class ServedImage(models.Model):
     # selector's "served to this player?" lookup from it whenever its statistics thought the
     # player had few rows, reading the player's whole history per candidate (12 ms per level
     # start at 1,500 served images).
+    # No foreign-key constraints in the database (db_constraint=False), here and on SessionMove:
+    # this ledger gets ~100 rows per level played, and PostgreSQL checked each of their three
+    # keys one by one at commit, a fifth of its time on the game's requests (docs/benchmarks.md,
+    # 2026-12-07). The rows are written only for a session, player and images the same
+    # transaction has just read (the session locked); images, sessions and players are deleted
+    # only through the ORM (withdrawal keeps image rows; a player with sessions is protected),
+    # which still deletes these rows with them (on_delete=CASCADE).
     player = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         related_name="served_images",
         db_index=False,
+        db_constraint=False,
     )
-    image = models.ForeignKey("annotate.Image", on_delete=models.CASCADE, related_name="served")
+    image = models.ForeignKey(
+        "annotate.Image", on_delete=models.CASCADE, related_name="served", db_constraint=False
+    )
     session = models.ForeignKey(
-        GameSession, on_delete=models.CASCADE, related_name="served", db_index=False
+        GameSession,
+        on_delete=models.CASCADE,
+        related_name="served",
+        db_index=False,
+        db_constraint=False,
     )
     served_at = models.DateTimeField(auto_now_add=True)
 
@@ -88,9 +102,14 @@ class ServedImage(models.Model):
 class SessionMove(models.Model):
     """A move the server applied, by the client's idempotency key: a retry gets this result back."""
 
-    # Indexed through the (session, key) constraint, which leads with it.
+    # Indexed through the (session, key) constraint, which leads with it; no constraint in the
+    # database, as on ServedImage (20 rows per moves request).
     session = models.ForeignKey(
-        GameSession, on_delete=models.CASCADE, related_name="moves", db_index=False
+        GameSession,
+        on_delete=models.CASCADE,
+        related_name="moves",
+        db_index=False,
+        db_constraint=False,
     )
     key = models.CharField(max_length=64)
     seq = models.PositiveIntegerField()
