@@ -102,16 +102,16 @@ def _move_errors(raw: Any) -> tuple[MoveInput | None, dict[str, list[str]]]:
         errors["type"] = [f'"{kind}" is not a valid choice.']
     numbers: dict[str, int | None] = {}
     for name, (low, high) in _MOVE_NUMBERS.items():
-        value = raw.get(name)
-        if value is None and name in raw:
-            errors[name] = [_NULL]
-        elif value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        value = numbers[name] = raw.get(name)
+        if value is None:
+            if name in raw:
+                errors[name] = [_NULL]
+        elif not isinstance(value, int) or isinstance(value, bool):
             errors[name] = ["A valid integer is required."]
-        elif value is not None and value < low:
+        elif value < low:
             errors[name] = [f"Ensure this value is greater than or equal to {low}."]
-        elif value is not None and high is not None and value > high:
+        elif high is not None and value > high:
             errors[name] = [f"Ensure this value is less than or equal to {high}."]
-        numbers[name] = value
     if errors:
         return None, errors
     return MoveInput(key=key, kind=kind, **numbers), {}

@@ -151,7 +151,7 @@ def prefetched(obj: Model, name: str, related: list[Model]) -> None:
 
 
 @functools.cache
-def _insert_many_sql(
+def _insert_rows_sql(
     model: type[Model],
     fields: tuple[Field, ...],
     n: int,
@@ -181,49 +181,9 @@ def _insert_many_sql(
     return sql
 
 
-def _execute_insert(
-    model: type[Model],
-    fields: tuple[Field, ...],
-    rows: Sequence[Sequence[Any]],
-    unless_taken: bool,
-    returning: tuple[str, ...],
-) -> list[tuple[Any, ...]]:
-    unnest = connection.vendor == "postgresql"
-    sql = _insert_many_sql(model, fields, 0 if unnest else len(rows), unless_taken, returning)
-    values = (
-        [list(column) for column in zip(*rows, strict=True)]
-        if unnest
-        else [v for row in rows for v in row]
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        return cursor.fetchall() if returning else []
-
-
 @functools.cache
 def _own_fields(model: type[Model]) -> tuple[Field, ...]:
     return tuple(f for f in model._meta.concrete_fields if not f.primary_key)
-
-
-def insert_many(
-    objs: Sequence[Model], *, unless_taken: bool = False, returning: tuple[str, ...] = ()
-) -> list[tuple[Any, ...]]:
-    """INSERT ``objs`` (all of one model) in one statement written once per model (and, but on
-    PostgreSQL, per count): what ``bulk_create`` does, without building its query on every call.
-
-    Field defaults and ``auto_now_add`` apply as in ``save()``; signals are not sent and the
-    objects do not get their primary keys (ask for them with ``returning``). A unique conflict
-    raises ``IntegrityError``, or with ``unless_taken`` skips that row (``ON CONFLICT DO
-    NOTHING``: no savepoint needed inside a transaction). Returns the ``returning`` columns of
-    the rows inserted (raw database values), none for the rows skipped.
-    """
-    if not objs:
-        return []
-    fields = _own_fields(type(objs[0]))
-    rows = [
-        [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objs
-    ]
-    return _execute_insert(type(objs[0]), fields, rows, unless_taken, returning)
 
 
 # Fields whose database value is the Python value itself (for the types their attributes hold).
@@ -244,7 +204,8 @@ def _rows_plan(
     rest = tuple(f for f in _own_fields(model) if f not in given)
     for f in rest:
         if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)):
-            if not f.has_default() and not f.null:
+            # What a model instance would store: strings default to "" (Field.get_default).
+            if not f.has_default() and not f.null and not f.empty_strings_allowed:
                 raise ValueError(f"insert_rows needs a value for {model.__name__}.{f.attname}")
     prep = tuple(None if isinstance(getattr(f, "target_field", f), _AS_IS) else f for f in given)
     return given + rest, prep, rest
@@ -259,7 +220,12 @@ def insert_rows(
     returning: tuple[str, ...] = (),
 ) -> list[tuple[Any, ...]]:
     """INSERT ``rows`` of ``columns`` (attribute names: ``image_id``, not ``image``) into
-    ``model``'s table, as ``insert_many`` does, without a model instance per row.
+    ``model``'s table in one statement written once per model and columns (and, but on
+    PostgreSQL, per count): what ``bulk_create`` does, without building its query on every
+    call and without a model instance per row. Signals are not sent. A unique conflict raises
+    ``IntegrityError``, or with ``unless_taken`` skips that row (``ON CONFLICT DO NOTHING``: no
+    savepoint needed inside a transaction). Returns the ``returning`` columns of the rows
+    inserted (raw database values), none for the rows skipped.
 
     Values are what the model's attributes would hold (ints, strings, bools are stored as they
     are; dates, JSON and other types go through the field's ``get_db_prep_save``). The fields
@@ -282,4 +248,13 @@ def insert_rows(
         ]
         for row in rows
     ]
-    return _execute_insert(model, fields, prepared, unless_taken, returning)
+    unnest = connection.vendor == "postgresql"
+    sql = _insert_rows_sql(model, fields, 0 if unnest else len(rows), unless_taken, returning)
+    values = (
+        [list(column) for column in zip(*prepared, strict=True)]
+        if unnest
+        else [v for row in prepared for v in row]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchall() if returning else []

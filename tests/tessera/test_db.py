@@ -65,9 +65,15 @@ def test_a_related_set_given_as_prefetched_is_served_without_a_query(
 
 def test_many_rows_are_inserted_at_once_and_taken_ones_are_skipped():
     User.objects.create(username="eve", email="first@example.org")
-    users = [User(username=name, email=f"{name}@example.org") for name in ("fay", "eve", "gus")]
+    rows = [(name, f"{name}@example.org", "!") for name in ("fay", "eve", "gus")]
     with transaction.atomic():
-        got = db.insert_many(users, unless_taken=True, returning=("id", "username"))
+        got = db.insert_rows(
+            User,
+            ("username", "email", "password"),
+            rows,
+            unless_taken=True,
+            returning=("id", "username"),
+        )
         assert sorted(name for _, name in got) == ["fay", "gus"]  # the taken one skipped
         User.objects.create(username="hal")  # the transaction is still usable
     stored = {u.username: u.pk for u in User.objects.all()}
@@ -148,6 +154,6 @@ def test_inserted_rows_that_are_taken_are_skipped_and_a_missing_column_is_refuse
     assert SessionMove.objects.get(session=session, key="k1").seq == 0  # the first one kept
     assert SessionMove.objects.get(session=session, key="k2").result == {}  # the default
 
-    with pytest.raises(ValueError, match="needs a value for SessionMove.outcome"):
-        db.insert_rows(SessionMove, ("session_id", "key", "seq"), [(session.pk, "k3", 2)])
+    with pytest.raises(ValueError, match="needs a value for SessionMove.seq"):
+        db.insert_rows(SessionMove, ("session_id", "key", "outcome"), [(session.pk, "k3", "x")])
     assert db.insert_rows(SessionMove, columns, []) == []
